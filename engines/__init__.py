@@ -1,0 +1,48 @@
+"""Text generation over transformers and vLLM, behind one small interface.
+
+Knows nothing about math, datasets or tuning.  Backends load lazily::
+
+    from engines import GenerationRequest, load_engine
+
+    with load_engine("transformers", "synthetic:tiny", batch_size=8) as engine:
+        [completions] = engine.generate([GenerationRequest(prompt="1 + 1 =")])
+"""
+
+from engines.base import (
+    GREEDY,
+    BatchOutput,
+    Completion,
+    Decoding,
+    Engine,
+    EngineStats,
+    FinishReason,
+    GenerationRequest,
+)
+from engines.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    EngineOutOfMemoryError,
+    InfertuneError,
+    ModelLoadError,
+)
+from engines.registry import backend_names, config_class, load_engine, make_config
+
+__all__ = [
+    "GREEDY",
+    "BackendUnavailableError",
+    "BatchOutput",
+    "Completion",
+    "ConfigError",
+    "Decoding",
+    "Engine",
+    "EngineOutOfMemoryError",
+    "EngineStats",
+    "FinishReason",
+    "GenerationRequest",
+    "InfertuneError",
+    "ModelLoadError",
+    "backend_names",
+    "config_class",
+    "load_engine",
+    "make_config",
+]

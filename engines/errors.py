@@ -1,0 +1,36 @@
+"""The project's exception tree.
+
+Every error a user can cause or meet derives from :class:`InfertuneError`, so the
+command-line front ends map any of them to one line on stderr and exit code 2
+(bad input) without a traceback.  The messages are written to be shown as they
+are: they name what was wrong and how to fix it, on one line.
+
+Engines sit at the bottom of the dependency graph, so the root lives here and
+``evaluation`` and ``tuner`` subclass it.
+"""
+
+from __future__ import annotations
+
+
+class InfertuneError(Exception):
+    """Base of every error infertune raises on purpose."""
+
+    exit_code: int = 2
+
+
+class ConfigError(InfertuneError, ValueError):
+    """A setting or an argument is invalid; the message names the field."""
+
+
+class BackendUnavailableError(InfertuneError):
+    """An optional backend (vLLM, Ray, ...) is not installed."""
+
+
+class ModelLoadError(InfertuneError):
+    """A model id or path cannot be resolved or loaded."""
+
+
+class EngineOutOfMemoryError(InfertuneError):
+    """Generation ran out of device memory even for a single request."""
+
+    exit_code = 3
