@@ -1,0 +1,1 @@
+"""Datasets, prompts, grading, agents, results and the evaluation CLI."""

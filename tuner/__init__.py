@@ -1,0 +1,1 @@
+"""Probe the hardware, search configurations, keep profiles, reproduce speedups."""
