@@ -1,0 +1,231 @@
+"""Static batching over Hugging Face transformers.
+
+Requests are (optionally) sorted by prompt length, cut into batches of
+``batch_size`` requests, left-padded, and generated with ``model.generate``;
+completions are sliced at the padded input length, never by matching prompt
+text.  An out-of-memory batch is split in half and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from engines.base import BatchOutput, Completion, Engine, GenerationRequest
+from engines.errors import ConfigError, EngineOutOfMemoryError, ModelLoadError
+from engines.stopping import STRATEGIES, RowLimit, RowStopper
+from engines.synthetic import resolve_model
+from engines.tokens import encode_prompt, eos_token_ids, finish
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError, MemoryError)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransformersConfig:
+    """Settings of the transformers backend.
+
+    ``batch_size`` counts requests per ``generate`` call (with ``n > 1`` a batch
+    holds ``batch_size * n`` rows).  ``dtype="auto"`` is float32 on CPU, where
+    bfloat16 is slow and not batch-invariant, and bfloat16 on GPU.
+    """
+
+    model: str
+    batch_size: int = 8
+    stopping: str = "per_row"
+    sort_by_length: bool = True
+    dtype: str = "auto"
+    attn_implementation: str = "sdpa"
+    device: str = "auto"
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.stopping not in STRATEGIES:
+            raise ConfigError(
+                f"stopping must be one of {', '.join(STRATEGIES)}, got {self.stopping!r}"
+            )
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+
+class TransformersEngine(Engine):
+    name = "transformers"
+
+    def __init__(self, config: TransformersConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.device = _device(config.device)
+        self.dtype = _dtype(config.dtype, self.device)
+        self._tokenizer, self.model = _load(config, self.device, self.dtype)
+        self.eos_ids = eos_token_ids(self._tokenizer, self.model.config)
+        # EOS is handled per row by RowStopper (it must be ignored for replayed
+        # lengths), so generate() must not add its own EOS criterion from the
+        # model's defaults.
+        self.model.generation_config.eos_token_id = None
+
+    @property
+    def tokenizer(self):  # noqa: ANN201
+        return self._tokenizer
+
+    def settings(self) -> dict[str, object]:
+        return asdict(self.config) | {"resolved_dtype": str(self.dtype).removeprefix("torch.")}
+
+    def iter_batches(self, requests: Sequence[GenerationRequest]) -> Iterator[BatchOutput]:
+        self.stats.num_generate_calls += 1
+        self.stats.num_requests += len(requests)
+        prompts = [encode_prompt(self._tokenizer, r) for r in requests]
+        order = list(range(len(requests)))
+        if self.config.sort_by_length:
+            # Longest first: similar lengths share a batch (less padding), and
+            # an out-of-memory batch shows up at once rather than at the end.
+            order.sort(key=lambda i: -len(prompts[i]))
+        size = self.config.batch_size
+        for start in range(0, len(order), size):
+            indices = order[start : start + size]
+            outputs = self._generate_split([(requests[i], prompts[i]) for i in indices])
+            yield BatchOutput(tuple(indices), tuple(outputs))
+
+    def _generate_split(
+        self, batch: list[tuple[GenerationRequest, list[int]]]
+    ) -> list[tuple[Completion, ...]]:
+        try:
+            return self._generate(batch)
+        except OOM_ERRORS as error:
+            if len(batch) == 1:
+                raise EngineOutOfMemoryError(
+                    f"out of memory generating a single request ({len(batch[0][1])} prompt"
+                    " tokens): lower max_new_tokens or use a smaller model or dtype"
+                ) from error
+            self.stats.num_oom_splits += 1
+            _free_memory(self.device)
+            half = len(batch) // 2
+            logger.warning("out of memory at batch %d; retrying as %d + %d", len(batch), half,
+                           len(batch) - half)
+            return self._generate_split(batch[:half]) + self._generate_split(batch[half:])
+
+    @torch.inference_mode()
+    def _generate(
+        self, batch: list[tuple[GenerationRequest, list[int]]]
+    ) -> list[tuple[Completion, ...]]:
+        requests = [r for r, _ in batch]
+        decoding = requests[0].decoding
+        if any(r.decoding != decoding for r in requests):
+            raise ConfigError("all requests of one generate() call must share decoding settings")
+        input_ids, attention_mask = self._pad([ids for _, ids in batch])
+        rows = [
+            RowLimit(r.stop, r.max_tokens, r.target_output_tokens is None)
+            for r in requests
+            for _ in range(decoding.n)
+        ]
+        stopper = RowStopper(
+            self._tokenizer, rows, input_ids.shape[1], self.eos_ids, self.config.stopping
+        )
+        if decoding.seed is not None:
+            torch.manual_seed(decoding.seed)
+        output = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=self._generation_config(requests),
+            stopping_criteria=[stopper],
+        )
+        self.stats.num_batches += 1
+        self.stats.num_decode_steps += stopper.steps
+        generated = output[:, input_ids.shape[1] :].tolist()
+        return [
+            tuple(self._finish(request, ids, generated[k * decoding.n : (k + 1) * decoding.n]))
+            for k, (request, ids) in enumerate(batch)
+        ]
+
+    def _finish(self, request, prompt_ids, rows) -> list[Completion]:  # noqa: ANN001
+        completions = [finish(self._tokenizer, request, row, len(prompt_ids), self.eos_ids)
+                       for row in rows]
+        self.stats.prompt_tokens += len(prompt_ids)
+        self.stats.completion_tokens += sum(c.completion_tokens for c in completions)
+        return completions
+
+    def _pad(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        # Left padding keeps every prompt's last token at the same position,
+        # which is what batched decoding needs; the mask hides the pads.
+        width = max(len(p) for p in prompts)
+        pad = self._tokenizer.pad_token_id
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _generation_config(self, requests: list[GenerationRequest]):  # noqa: ANN202
+        from transformers import GenerationConfig
+
+        decoding = requests[0].decoding
+        # Every knob is explicit: unset ones would be filled from the model's
+        # generation_config (a repetition penalty, top_k=50, ...).
+        settings: dict[str, object] = {
+            "max_new_tokens": max(r.max_tokens for r in requests),
+            "num_return_sequences": decoding.n,
+            "pad_token_id": self._tokenizer.pad_token_id,
+            "repetition_penalty": 1.0,
+            "do_sample": not decoding.is_greedy,
+        }
+        if not decoding.is_greedy:
+            settings |= {"temperature": decoding.temperature, "top_p": decoding.top_p, "top_k": 0}
+        return GenerationConfig(**settings)
+
+    def close(self) -> None:
+        self.model = None
+        _free_memory(self.device)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def _free_memory(device: torch.device) -> None:
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _load(config: TransformersConfig, device: torch.device, dtype: torch.dtype):  # noqa: ANN202
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model(config.model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, padding_side="left", trust_remote_code=config.trust_remote_code
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=dtype,
+                attn_implementation=config.attn_implementation,
+                trust_remote_code=config.trust_remote_code,
+            )
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(
+            f"cannot load model {config.model!r}: {str(error).splitlines()[0]}"
+            " (give a local directory with config.json, a cached Hugging Face id, or synthetic:tiny)"
+        ) from error
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, model.to(device).eval()
