@@ -1,0 +1,150 @@
+"""Measurement value objects and the trackers, on this machine's real clock and memory."""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tuner import measure
+from tuner.measure import (
+    GpuSampler,
+    GpuUsage,
+    LatencyTracker,
+    Measurement,
+    PeakMemory,
+    Stats,
+    cuda_in_use,
+)
+
+MIB = 1 << 20
+
+
+def test_measurement_carries_its_unit() -> None:
+    m = Measurement(12.5, "problems/s")
+    assert str(m) == "12.5 problems/s"
+    assert m.as_dict() == {"value": 12.5, "unit": "problems/s"}
+    with pytest.raises(ValueError, match="unit"):
+        Measurement(1.0, "")
+
+
+def test_stats_percentiles_match_numpy() -> None:
+    samples = [random.Random(i).expovariate(1.0) for i in range(37)]
+    stats = Stats.from_samples(samples, "s")
+    for name, q in (("p50", 50), ("p90", 90), ("p99", 99)):
+        assert getattr(stats, name) == pytest.approx(np.percentile(samples, q))
+    assert stats.mean == pytest.approx(np.mean(samples))
+    assert (stats.min, stats.max, stats.count, stats.unit) == (min(samples), max(samples), 37, "s")
+    assert Stats.from_samples([3.0], "ms").p99 == 3.0
+    with pytest.raises(ValueError, match="at least one"):
+        Stats.from_samples([], "s")
+
+
+def test_latency_tracker_times_blocks_and_derives_throughput() -> None:
+    tracker = LatencyTracker()
+    for _ in range(3):
+        with tracker.track():
+            time.sleep(0.02)
+    assert len(tracker.durations) == 3
+    assert all(d >= 0.02 for d in tracker.durations)
+    total = tracker.total()
+    assert total.unit == "s" and total.value == pytest.approx(sum(tracker.durations))
+    throughput = tracker.throughput(30, "problems/s")
+    assert throughput == Measurement(30 / total.value, "problems/s")
+    assert tracker.stats().count == 3
+    tracker.reset()
+    with pytest.raises(ValueError, match="tracked"):
+        tracker.throughput(1, "problems/s")
+
+
+def test_latency_tracker_records_a_failing_block() -> None:
+    tracker = LatencyTracker()
+    with pytest.raises(RuntimeError), tracker.track():
+        raise RuntimeError("boom")
+    assert len(tracker.durations) == 1
+
+
+def test_cuda_is_not_in_use_without_a_gpu() -> None:
+    assert cuda_in_use("cpu") is False
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert cuda_in_use("auto") is False
+    measure.synchronize()  # a no-op, must not raise
+
+
+def test_peak_memory_sees_an_allocation_inside_the_block() -> None:
+    with PeakMemory(interval_s=0.01) as memory:
+        block = bytearray(256 * MIB)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
+        time.sleep(0.05)
+        del block
+    assert memory.host_peak is not None and memory.host_peak.unit == "B"
+    assert memory.host_peak.value >= 256 * MIB
+    assert memory.device_peak is None
+    assert memory.peak == memory.host_peak
+
+
+def test_peak_memory_below_an_earlier_peak_uses_samples() -> None:
+    with PeakMemory(interval_s=0.01) as big:
+        block = bytearray(400 * MIB)
+        block[::4096] = b"x" * len(block[::4096])
+        del block
+    # The process's lifetime high-water mark is now above anything the next block
+    # does, so only sampling can report the smaller peak.
+    with PeakMemory(interval_s=0.01) as small:
+        time.sleep(0.03)
+    assert small.peak.value < big.peak.value - 300 * MIB
+
+
+def test_samplers_sleep_between_samples_and_stop_their_thread() -> None:
+    cpu_start = time.process_time()
+    with PeakMemory(interval_s=0.01), GpuSampler(interval_s=0.01):
+        time.sleep(0.5)
+    assert time.process_time() - cpu_start < 0.25  # a busy-wait would use ~0.5 s
+    assert not [t for t in threading.enumerate() if t.name == "infertune-sampler"]
+
+
+def test_gpu_sampler_without_a_gpu_reports_none() -> None:
+    if measure._nvml_handles(None):
+        pytest.skip("this machine has an NVML GPU")
+    with GpuSampler(interval_s=0.01) as sampler:
+        time.sleep(0.02)
+    assert sampler.is_available is False
+    usage = sampler.usage
+    assert usage.num_gpus == 0 and usage.num_samples == 0
+    assert usage.duration.value >= 0.02
+    assert (usage.mean_utilization, usage.peak_memory_used, usage.energy, usage.mean_power) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert usage.energy_per(10) is None
+
+
+def test_gpu_sampler_without_pynvml(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    with GpuSampler() as sampler:
+        pass
+    assert sampler.usage.num_gpus == 0 and sampler.usage.energy is None
+
+
+def test_energy_per_item() -> None:
+    usage = GpuUsage(
+        num_gpus=1,
+        num_samples=2,
+        duration=Measurement(2.0, "s"),
+        energy=Measurement(500.0, "J"),
+    )
+    assert usage.energy_per(50) == Measurement(10.0, "J/problem")
+    assert usage.energy_per(0) is None
+
+
+def test_sampler_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="interval_s"), PeakMemory(interval_s=0):
+        pass
