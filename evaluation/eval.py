@@ -1,0 +1,99 @@
+"""``python -m evaluation.eval`` (also ``infertune eval``): evaluate a model on a dataset.
+
+Example::
+
+    python -m evaluation.eval --model Qwen/Qwen2.5-Math-1.5B --round r1 --dataset gsm8k \\
+        --count 100 --mode standard --batch_size 16 --inference_backend transformers
+
+Parse, plan (every input check, before the model loads), load the engine, run,
+render.  ``--resume DIR`` continues an interrupted run in DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from engines.errors import InfertuneError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags users know from the old system, plus a few new ones."""
+    add = parser.add_argument
+    add("--model", help="model id or path (e.g. synthetic:tiny, Qwen/Qwen2.5-Math-1.5B)")
+    add("--round", help="run label, the first part of the results folder name (default: run)")
+    add("--dataset", help="gsm8k, math500, svamp, gsm_hard or synthetic")
+    add("--count", type=int, help="number of problems, 0 = all (default: 0)")
+    add("--start", type=int, help="index of the first problem (default: 0)")
+    add("--mode", help="evaluation mode (default: standard)")
+    add("--batch_size", type=int, help="transformers: requests per batch; vLLM: max_num_seqs")
+    add("--inference_backend", choices=("transformers", "vllm"), default="transformers")
+    add("--resume", metavar="DIR", help="continue the run in this results folder")
+    add("--data_dir", help="folder with <dataset>/test.jsonl (default: $INFERTUNE_DATA_DIR, ...)")
+    add("--results_dir", default="results", help="where run folders go (default: ./results)")
+    add("--max_new_tokens", type=int, help="generation budget per problem (default: 1024)")
+    add("--apply_chat_template", action="store_true", default=None,
+        help="send the prompt as a chat message through the model's chat template")  # fmt: skip
+    add("--temperature", type=float, help="0 = greedy (default)")
+    add("--top_p", type=float, help="nucleus sampling threshold (default: 1.0)")
+    add("--seed", type=int, help="sampling seed")
+    add("--dtype", help="model dtype: auto, float32, bfloat16, float16")
+    add("--engine_arg", action="append", metavar="KEY=VALUE",
+        help="extra engine setting, repeatable (e.g. kv_cache_memory_bytes=67108864)")  # fmt: skip
+    add("--detailed", action="store_true", help="print every problem's verdict as it finishes")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one evaluation; returns 0, or 1 when some problems failed (retry with --resume)."""
+    from rich.console import Console
+
+    from engines import load_engine
+    from evaluation.plan import build_plan
+    from evaluation.progress import RunProgress, summary_table
+    from evaluation.records import RecordStore
+    from evaluation.reports import write_reports
+    from evaluation.results import save_settings
+    from evaluation.runner import run_problems
+
+    plan = build_plan(args)
+    with load_engine(plan.backend, plan.settings["model"], **plan.engine_settings) as engine:
+        if hasattr(engine, "settings"):  # the resolved settings, defaults included
+            plan.settings["engine"] = plan.settings["sessions"][-1]["engine"] = engine.settings()
+        plan.run_dir.mkdir(parents=True, exist_ok=True)
+        save_settings(plan.run_dir, plan.settings)
+        with RecordStore(plan.run_dir) as store:
+            done = sum(p.id in store.done for p in plan.problems)
+            try:
+                with RunProgress(len(plan.problems), done, detailed=args.detailed) as progress:
+                    outcome = run_problems(
+                        engine, plan.mode, plan.problems, store,
+                        first_index=plan.settings["start"], chunk_size=plan.chunk_size,
+                        on_batch=progress.on_batch,
+                    )  # fmt: skip
+            finally:  # even on Ctrl-C the derived files match the records
+                extra = plan.mode.extra_metrics(list(store.done.values()))
+                summary = write_reports(plan.run_dir, plan.settings, store.records, extra)
+    Console().print(summary_table(plan.settings, summary, str(plan.run_dir)))
+    for error in outcome.errors:
+        print(f"warning: generation failed ({error}); rerun with --resume {plan.run_dir}",
+              file=sys.stderr)  # fmt: skip
+    return 1 if summary.num_failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evaluation.eval", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except InfertuneError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The results folder of one run: its name, its settings file, and safe writes.
+
+Layout (compatible with the old system's)::
+
+    results/<round>_<model>_<dataset>_<count>_<MMDD>[_<HHMM>]/
+        run.json                       settings: model, dataset, engine, prompt, versions
+        records.jsonl                  append-only per-problem records (source of truth)
+        answers/<model>_<dataset>_<mode>_answers.json
+        log/<model>_<dataset>_<mode>.log
+        metrics.csv                    one row per run (appended)
+        metrics_<mode>.txt
+
+Everything but ``records.jsonl`` is derived from it and written atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from evaluation.errors import ResultsError
+
+SCHEMA_VERSION = 1
+SETTINGS_FILE = "run.json"
+# A resumed run must produce the same records as an uninterrupted one, so
+# everything that changes what is generated or graded must match.
+RESUME_MUST_MATCH = ("model", "dataset", "mode", "start", "problem_ids", "prompt")
+_PACKAGES = ("infertune", "torch", "transformers", "vllm", "math-verify")
+
+
+def model_slug(model: str) -> str:
+    """A path-safe name: ``Qwen/Qwen2.5-Math-1.5B`` -> ``Qwen2.5-Math-1.5B``."""
+    last = model.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", last).strip("-") or "model"
+
+
+def file_stem(settings: dict) -> str:
+    """``<model>_<dataset>_<mode>``, the stem of the answers and log file names."""
+    return f"{model_slug(settings['model'])}_{settings['dataset']}_{settings['mode']}"
+
+
+def new_run_dir(results_dir: Path, run_round: str, model: str, dataset: str, count: int,
+                now: dt.datetime | None = None) -> Path:  # fmt: skip
+    """A fresh folder name; ``_HHMM`` (then a counter) is added only when needed."""
+    now = now or dt.datetime.now()
+    base = f"{run_round}_{model_slug(model)}_{dataset}_{count}_{now:%m%d}"
+    candidates = [base, f"{base}_{now:%H%M}"] + [f"{base}_{now:%H%M}-{i}" for i in range(2, 100)]
+    for name in candidates:
+        if not (results_dir / name).exists():
+            return results_dir / name
+    raise ResultsError(f"too many runs named {base} in {results_dir}; use another --round")
+
+
+def check_writable(directory: Path) -> None:
+    """Fail now, before a model loads for minutes, if results cannot be written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise ResultsError(
+            f"cannot write results to {directory} ({error.strerror or error});"
+            " pass a writable --results_dir"
+        ) from None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def environment() -> dict[str, object]:
+    """Library versions and the machine, stored with every run."""
+    versions = {}
+    for package in _PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpu": _gpu_name(),
+        "versions": versions,
+    }
+
+
+def _gpu_name() -> str | None:
+    import sys
+
+    torch = sys.modules.get("torch")  # only if already loaded: never import it for this
+    if torch is not None and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return None
+
+
+def load_settings(run_dir: Path) -> dict:
+    """The settings of an existing run folder (for ``--resume``)."""
+    path = run_dir / SETTINGS_FILE
+    if not path.is_file():
+        raise ResultsError(f"{run_dir} is not a run folder (no {SETTINGS_FILE}); check --resume")
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ResultsError(f"cannot read {path}: {error}") from None
+    if settings.get("schema_version", 0) > SCHEMA_VERSION:
+        raise ResultsError(f"{path} was written by a newer infertune; upgrade to resume it")
+    return settings
+
+
+def check_resumable(stored: dict, wanted: dict) -> None:
+    """Refuse to mix runs: every field of :data:`RESUME_MUST_MATCH` must agree."""
+    for field in RESUME_MUST_MATCH:
+        if stored.get(field) != wanted.get(field):
+            shown = {k: _short(d.get(field)) for k, d in (("folder", stored), ("now", wanted))}
+            raise ResultsError(
+                f"--resume folder is from a different run: {field} is {shown['folder']} there"
+                f" but {shown['now']} now; resume with the same settings or start a new run"
+            )
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def save_settings(run_dir: Path, settings: dict) -> None:
+    write_atomic(run_dir / SETTINGS_FILE, json.dumps(settings, indent=2, ensure_ascii=False))
