@@ -12,10 +12,16 @@ render.  ``--resume DIR`` continues an interrupted run in DIR.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from engines.errors import InfertuneError
+
+if TYPE_CHECKING:
+    from evaluation.plan import RunPlan
+    from evaluation.records import RecordStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,37 +54,57 @@ def run(args: argparse.Namespace) -> int:
     """Run one evaluation; returns 0, or 1 when some problems failed (retry with --resume)."""
     from rich.console import Console
 
-    from engines import load_engine
     from evaluation.plan import build_plan
-    from evaluation.progress import RunProgress, summary_table
-    from evaluation.records import RecordStore
+    from evaluation.progress import summary_table
+    from evaluation.records import RECORDS_FILE, RecordStore
     from evaluation.reports import write_reports
     from evaluation.results import save_settings
-    from evaluation.runner import run_problems
 
     plan = build_plan(args)
-    with load_engine(plan.backend, plan.settings["model"], **plan.engine_settings) as engine:
-        if hasattr(engine, "settings"):  # the resolved settings, defaults included
-            plan.settings["engine"] = plan.settings["sessions"][-1]["engine"] = engine.settings()
-        plan.run_dir.mkdir(parents=True, exist_ok=True)
-        save_settings(plan.run_dir, plan.settings)
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
         with RecordStore(plan.run_dir) as store:
             done = sum(p.id in store.done for p in plan.problems)
+            errors: tuple[str, ...] = ()
             try:
-                with RunProgress(len(plan.problems), done, detailed=args.detailed) as progress:
-                    outcome = run_problems(
-                        engine, plan.mode, plan.problems, store,
-                        first_index=plan.settings["start"], chunk_size=plan.chunk_size,
-                        on_batch=progress.on_batch,
-                    )  # fmt: skip
+                if done < len(plan.problems):  # a finished run needs no model for its reports
+                    errors = _generate(plan, store, done, args.detailed)
+                else:
+                    save_settings(plan.run_dir, plan.settings)
             finally:  # even on Ctrl-C the derived files match the records
-                extra = plan.mode.extra_metrics(list(store.done.values()))
-                summary = write_reports(plan.run_dir, plan.settings, store.records, extra)
+                if store.records or plan.is_resume:
+                    extra = plan.mode.extra_metrics(list(store.done.values()))
+                    summary = write_reports(plan.run_dir, plan.settings, store.records, extra)
+    except BaseException:
+        records = plan.run_dir / RECORDS_FILE
+        if not plan.is_resume and (not records.exists() or not records.stat().st_size):
+            # nothing was generated (e.g. the model failed to load): leave no empty folder
+            shutil.rmtree(plan.run_dir, ignore_errors=True)
+        raise
     Console().print(summary_table(plan.settings, summary, str(plan.run_dir)))
-    for error in outcome.errors:
+    for error in errors:
         print(f"warning: generation failed ({error}); rerun with --resume {plan.run_dir}",
               file=sys.stderr)  # fmt: skip
     return 1 if summary.num_failed else 0
+
+
+def _generate(plan: RunPlan, store: RecordStore, done: int, detailed: bool) -> tuple[str, ...]:
+    from engines import load_engine
+    from evaluation.progress import RunProgress
+    from evaluation.results import save_settings
+    from evaluation.runner import run_problems
+
+    with load_engine(plan.backend, plan.settings["model"], **plan.engine_settings) as engine:
+        if hasattr(engine, "settings"):  # the resolved settings, defaults included
+            plan.settings["engine"] = plan.settings["sessions"][-1]["engine"] = engine.settings()
+        save_settings(plan.run_dir, plan.settings)
+        with RunProgress(len(plan.problems), done, detailed=detailed) as progress:
+            outcome = run_problems(
+                engine, plan.mode, plan.problems, store,
+                first_index=plan.settings["start"], chunk_size=plan.chunk_size,
+                on_batch=progress.on_batch,
+            )  # fmt: skip
+    return outcome.errors
 
 
 def main(argv: Sequence[str] | None = None) -> int:
