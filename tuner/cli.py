@@ -17,6 +17,8 @@ from engines.errors import InfertuneError
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("evaluation.eval", "evaluate a model on a dataset (standard mode or an agent)"),
+    "profiles": ("tuner.profiles_cli", "list saved tuning profiles or show one"),
+    "bench-gate": ("tuner.gate_cli", "fail when benchmark throughput dropped beyond a threshold"),
 }
 
 

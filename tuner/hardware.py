@@ -93,6 +93,20 @@ class Hardware:
         """The first GPU's name (machines this tool targets have one GPU model)."""
         return self.gpus[0].name if self.gpus else None
 
+    def describe(self) -> str:
+        """One line for humans, e.g. ``"1x NVIDIA H100 (80 GiB), CUDA 12.4; AMD EPYC, ..."``."""
+        cpu = (
+            f"{self.cpu_model}, {self.num_logical_cores} cores,"
+            f" {round(self.ram_bytes / GIB)} GiB RAM"
+        )
+        if not self.gpus:
+            return cpu
+        first = self.gpus[0]
+        gpu = f"{len(self.gpus)}x {first.name} ({round(first.total_memory_bytes / GIB)} GiB)"
+        if self.cuda_version:
+            gpu += f", CUDA {self.cuda_version}"
+        return f"{gpu}; {cpu}"
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reads it back."""
         data = asdict(self)
