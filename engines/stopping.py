@@ -54,7 +54,9 @@ class RowStopper(StoppingCriteria):
         self.tail = 8 + max((len(s) for r in rows for s in r.stop), default=0)
         self.steps = 0
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs
+    ) -> torch.BoolTensor:
         self.steps += 1
         generated = input_ids[:, self.prompt_length :]
         length = generated.shape[1]

@@ -51,21 +51,34 @@ class SyntheticSpec:
 
 
 SPECS: dict[str, SyntheticSpec] = {
+    # head_dim 32: vLLM's CPU attention has no kernel for head_dim 16.
     "tiny": SyntheticSpec(
-        hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, intermediate_size=128,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=128,
     ),
     "small": SyntheticSpec(
-        hidden_size=512, num_hidden_layers=8, num_attention_heads=8,
-        num_key_value_heads=2, intermediate_size=1408,
+        hidden_size=512,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        intermediate_size=1408,
     ),
     # The real Qwen2.5-1.5B shape, full vocabulary included: the output layer
     # costs what it really costs.  bf16 on disk (3 GB) for GPU machines.
     "qwen2.5-1.5b": SyntheticSpec(
-        hidden_size=1536, num_hidden_layers=28, num_attention_heads=12,
-        num_key_value_heads=2, intermediate_size=8960, vocab_size=151936,
-        max_position_embeddings=32768, tie_word_embeddings=True,
-        initializer_range=0.02, torch_dtype="bfloat16",
+        hidden_size=1536,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        intermediate_size=8960,
+        vocab_size=151936,
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+        initializer_range=0.02,
+        torch_dtype="bfloat16",
     ),
 }
 

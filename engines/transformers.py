@@ -107,8 +107,12 @@ class TransformersEngine(Engine):
             self.stats.num_oom_splits += 1
             _free_memory(self.device)
             half = len(batch) // 2
-            logger.warning("out of memory at batch %d; retrying as %d + %d", len(batch), half,
-                           len(batch) - half)
+            logger.warning(
+                "out of memory at batch %d; retrying as %d + %d",
+                len(batch),
+                half,
+                len(batch) - half,
+            )
             return self._generate_split(batch[:half]) + self._generate_split(batch[half:])
 
     @torch.inference_mode()
@@ -120,11 +124,7 @@ class TransformersEngine(Engine):
         if any(r.decoding != decoding for r in requests):
             raise ConfigError("all requests of one generate() call must share decoding settings")
         input_ids, attention_mask = self._pad([ids for _, ids in batch])
-        rows = [
-            RowLimit(r.stop, r.max_tokens, r.target_output_tokens is None)
-            for r in requests
-            for _ in range(decoding.n)
-        ]
+        rows = [_row_limit(r) for r in requests for _ in range(decoding.n)]
         stopper = RowStopper(
             self._tokenizer, rows, input_ids.shape[1], self.eos_ids, self.config.stopping
         )
@@ -145,8 +145,9 @@ class TransformersEngine(Engine):
         ]
 
     def _finish(self, request, prompt_ids, rows) -> list[Completion]:  # noqa: ANN001
-        completions = [finish(self._tokenizer, request, row, len(prompt_ids), self.eos_ids)
-                       for row in rows]
+        completions = [
+            finish(self._tokenizer, request, row, len(prompt_ids), self.eos_ids) for row in rows
+        ]
         self.stats.prompt_tokens += len(prompt_ids)
         self.stats.completion_tokens += sum(c.completion_tokens for c in completions)
         return completions
@@ -183,6 +184,12 @@ class TransformersEngine(Engine):
     def close(self) -> None:
         self.model = None
         _free_memory(self.device)
+
+
+def _row_limit(request: GenerationRequest) -> RowLimit:
+    if request.target_output_tokens is not None:  # a replayed length ignores EOS and stops
+        return RowLimit((), request.target_output_tokens, stops_on_eos=False)
+    return RowLimit(request.stop, request.max_new_tokens, stops_on_eos=True)
 
 
 def _device(name: str) -> torch.device:
@@ -224,7 +231,7 @@ def _load(config: TransformersConfig, device: torch.device, dtype: torch.dtype):
     except (OSError, ValueError) as error:
         raise ModelLoadError(
             f"cannot load model {config.model!r}: {str(error).splitlines()[0]}"
-            " (give a local directory with config.json, a cached Hugging Face id, or synthetic:tiny)"
+            " (give a local directory with config.json, a cached hub id, or synthetic:tiny)"
         ) from error
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

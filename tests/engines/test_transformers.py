@@ -1,0 +1,102 @@
+"""Batch invariance, stopping strategies and OOM recovery of the transformers engine."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from engines import GenerationRequest, load_engine
+from tests.engines.prompts import PROMPTS
+
+MAX_NEW = 20
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """Batch size 1, no sorting, post stopping: the plainest configuration."""
+    engine = load_engine(
+        "transformers",
+        "synthetic:tiny",
+        batch_size=1,
+        sort_by_length=False,
+        stopping="post",
+        dtype="float32",
+    )
+    requests = [GenerationRequest(prompt=p, max_new_tokens=MAX_NEW) for p in PROMPTS]
+    return [c[0].token_ids for c in engine.generate(requests)]
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "sort_by_length", "stopping"),
+    list(itertools.product([1, 4, 16], [True, False], ["post", "per_row"])),
+)
+def test_batched_greedy_equals_batch_one(reference, batch_size, sort_by_length, stopping):
+    engine = load_engine(
+        "transformers",
+        "synthetic:tiny",
+        batch_size=batch_size,
+        sort_by_length=sort_by_length,
+        stopping=stopping,
+        dtype="float32",
+    )
+    requests = [GenerationRequest(prompt=p, max_new_tokens=MAX_NEW) for p in PROMPTS]
+    assert [c[0].token_ids for c in engine.generate(requests)] == reference
+
+
+def _early_stop_requests(engine) -> list[GenerationRequest]:
+    """Each prompt with a stop string taken from early in its own greedy output."""
+    free = engine.generate([GenerationRequest(prompt=p, max_new_tokens=32) for p in PROMPTS])
+    requests = []
+    for prompt, [completion] in zip(PROMPTS, free, strict=True):
+        stop = completion.text[3:6]
+        requests.append(GenerationRequest(prompt=prompt, max_new_tokens=32, stop=(stop,)))
+    return requests
+
+
+def test_per_row_matches_post_with_fewer_decode_steps():
+    post = load_engine("transformers", "synthetic:tiny", batch_size=16, stopping="post")
+    per_row = load_engine("transformers", "synthetic:tiny", batch_size=16, stopping="per_row")
+    requests = _early_stop_requests(post)
+    post.stats.num_decode_steps = 0
+    post_out, row_out = post.generate(requests), per_row.generate(requests)
+    assert [c[0].text for c in row_out] == [c[0].text for c in post_out]
+    assert [c[0].finish_reason for c in row_out] == [c[0].finish_reason for c in post_out]
+    assert sum(c[0].finish_reason == "stop" for c in row_out) >= len(PROMPTS) - 2
+    assert post.stats.num_decode_steps == 32
+    assert per_row.stats.num_decode_steps < post.stats.num_decode_steps
+
+
+def test_out_of_memory_splits_batch_and_loses_nothing(monkeypatch, reference):
+    engine = load_engine("transformers", "synthetic:tiny", batch_size=16)
+    real_generate = engine.model.generate
+    calls = []
+
+    def generate_that_fails_on_big_batches(*args, **kwargs):
+        # The lowest layer we call: a batch of more than 4 rows "does not fit".
+        rows = kwargs["input_ids"].shape[0]
+        calls.append(rows)
+        if rows > 4:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(engine.model, "generate", generate_that_fails_on_big_batches)
+    requests = [GenerationRequest(prompt=p, max_new_tokens=MAX_NEW) for p in PROMPTS]
+    outputs = engine.generate(requests)
+    assert [c[0].token_ids for c in outputs] == reference
+    assert engine.stats.num_oom_splits == 3  # 16 -> 8 + 8 -> 4 + 4 + 4 + 4
+    assert sorted(calls) == [4, 4, 4, 4, 8, 8, 16]
+
+
+def test_out_of_memory_on_one_request_is_reported(monkeypatch):
+    from engines import EngineOutOfMemoryError
+
+    engine = load_engine("transformers", "synthetic:tiny", batch_size=2)
+
+    def always_oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("injected")
+
+    monkeypatch.setattr(engine.model, "generate", always_oom)
+    with pytest.raises(EngineOutOfMemoryError, match="single request"):
+        engine.generate([GenerationRequest(prompt=p) for p in PROMPTS[:2]])
