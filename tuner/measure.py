@@ -321,6 +321,9 @@ class GpuSampler:
         import pynvml
 
         pynvml.nvmlShutdown()
+        if not self._samples:
+            self.usage = GpuUsage(num_gpus=len(self._handles), num_samples=0, duration=duration)
+            return
         self.usage = self._summarise(duration, energy_end)
 
     def _sample(self) -> None:
@@ -328,13 +331,16 @@ class GpuSampler:
 
         utilization, memory, power = 0.0, 0, 0.0
         has_power = True
-        for handle in self._handles:
-            utilization += pynvml.nvmlDeviceGetUtilizationRates(handle).gpu
-            memory = max(memory, int(pynvml.nvmlDeviceGetMemoryInfo(handle).used))
-            try:
-                power += pynvml.nvmlDeviceGetPowerUsage(handle) / 1000  # mW -> W
-            except pynvml.NVMLError:
-                has_power = False
+        try:
+            for handle in self._handles:
+                utilization += pynvml.nvmlDeviceGetUtilizationRates(handle).gpu
+                memory = max(memory, int(pynvml.nvmlDeviceGetMemoryInfo(handle).used))
+                try:
+                    power += pynvml.nvmlDeviceGetPowerUsage(handle) / 1000  # mW -> W
+                except pynvml.NVMLError:
+                    has_power = False
+        except pynvml.NVMLError:
+            return  # a transient driver error loses one sample, not the measurement
         watts = power if has_power else None
         self._samples.append((time.perf_counter(), utilization / len(self._handles), memory, watts))
 

