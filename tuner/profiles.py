@@ -251,16 +251,20 @@ def profiles_root(root: str | os.PathLike[str] | None = None) -> Path:
 
     1. ``root`` when given (``--root``);
     2. ``$INFERTUNE_PROFILES_DIR`` when set;
-    3. the repository's ``profiles/`` next to the ``tuner`` package, when it
-       exists and is writable (a source checkout);
+    3. ``profiles/`` of the source checkout holding the ``tuner`` package,
+       when it is writable (created on first save);
     4. ``$XDG_DATA_HOME/infertune/profiles`` (default ``~/.local/share/...``).
     """
     if root is not None:
         return Path(root)
     if os.environ.get(ROOT_ENV):
         return Path(os.environ[ROOT_ENV])
-    repo = Path(__file__).resolve().parents[1] / "profiles"
-    if repo.is_dir() and os.access(repo, os.W_OK):
+    checkout = Path(__file__).resolve().parents[1]
+    repo = checkout / "profiles"
+    # A source checkout (pyproject.toml next to the package), not site-packages.
+    if (checkout / "pyproject.toml").is_file() and os.access(
+        repo if repo.is_dir() else checkout, os.W_OK
+    ):
         return repo
     data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
     return Path(data_home) / "infertune" / "profiles"
