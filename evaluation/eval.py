@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--start", type=int, help="index of the first problem (default: 0)")
     add("--mode", help="evaluation mode (default: standard)")
     add("--batch_size", type=int, help="transformers: requests per batch; vLLM: max_num_seqs")
-    add("--inference_backend", choices=("transformers", "vllm"), default="transformers")
+    add("--inference_backend", choices=("transformers", "vllm"), help="default: transformers")
     add("--resume", metavar="DIR", help="continue the run in this results folder")
     add("--data_dir", help="folder with <dataset>/test.jsonl (default: $INFERTUNE_DATA_DIR, ...)")
     add("--results_dir", default="results", help="where run folders go (default: ./results)")

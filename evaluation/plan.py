@@ -66,11 +66,16 @@ def parse_engine_args(pairs: list[str] | None) -> dict[str, object]:
     return settings
 
 
-def engine_settings(args: argparse.Namespace, profile: dict | None = None) -> dict[str, object]:
-    """The engine's settings: the profile's, overridden by explicit flags."""
-    settings = dict((profile or {}).get("engine", {}))
+def engine_settings(
+    args: argparse.Namespace,
+    profile: dict | None = None,
+    previous: dict | None = None,
+    backend: str = "transformers",
+) -> dict[str, object]:
+    """The engine's settings: a resumed run's last ones, then the profile's, then flags."""
+    settings = dict(previous or {}) | dict((profile or {}).get("engine", {}))
     if args.batch_size is not None:  # transformers batches itself; vLLM schedules max_num_seqs
-        key = "max_num_seqs" if args.inference_backend == "vllm" else "batch_size"
+        key = "max_num_seqs" if backend == "vllm" else "batch_size"
         settings[key] = args.batch_size
     if args.dtype is not None:
         settings["dtype"] = args.dtype
@@ -108,8 +113,10 @@ def build_plan(args: argparse.Namespace, profile: dict | None = None) -> RunPlan
     if mode_name not in MODES:
         raise ConfigError(f"unknown --mode {mode_name!r}; choose one of: {', '.join(MODES)}")
     mode = MODES[mode_name](prompt=_prompt(args, stored["prompt"] if stored else None))
-    backend = args.inference_backend
-    engine = engine_settings(args, profile)
+    backend = args.inference_backend or (stored["backend"] if stored else "transformers")
+    last = stored["sessions"][-1] if stored and stored.get("sessions") else {}
+    previous = last.get("requested") if last.get("backend") == backend else None
+    engine = engine_settings(args, profile, previous, backend)
     settings = {
         "schema_version": SCHEMA_VERSION,
         "round": _given(args, "round", stored, "run"),
@@ -137,6 +144,7 @@ def build_plan(args: argparse.Namespace, profile: dict | None = None) -> RunPlan
         {
             "started": dt.datetime.now().isoformat(timespec="seconds"),
             "backend": backend,
+            "requested": engine,
             "engine": engine,
         }  # fmt: skip
     )
