@@ -51,8 +51,9 @@ from engines.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Private uids for sandboxed runs (as root): high enough to collide with no real
-# account; one per concurrent run so RLIMIT_NPROC and the final kill see only its tasks.
-_UID_BASE = 1_900_000_000 + (os.getpid() % 100_000) * 100
+# account; one per concurrent run (of this process: the pid picks the block) so that
+# RLIMIT_NPROC and the final kill see only that run's tasks.
+_UID_BASE = 1_900_000_000
 _UID_SLOTS = 100
 _READ_CHUNK = 1 << 16
 
@@ -261,7 +262,8 @@ class _UidPool:
         try:
             # All slots busy: run without a private uid rather than share one, since
             # the final kill-by-uid would hit another run's processes.
-            yield None if slot is None else _UID_BASE + slot
+            base = _UID_BASE + (os.getpid() % 2_000_000) * _UID_SLOTS
+            yield None if slot is None else base + slot
         finally:
             if slot is not None:
                 with self._lock:
