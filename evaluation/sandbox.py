@@ -15,7 +15,9 @@ adversary can get around an audit hook, so it is a guard rail for the kernel lay
 * as root (kernel): a private uid per run, so RLIMIT_NPROC really binds, files of the
   evaluation are not writable and every leftover process of that uid is killed; a
   network namespace with no interfaces; a mount namespace that hides the repository
-  (and ``protected_paths``) under an empty read-only tmpfs;
+  (and ``protected_paths``) under an empty read-only tmpfs -- directories the private
+  uid could not traverse (``/root`` above a pyenv Python) are masked the same way,
+  with the interpreter's own directories bound back inside;
 * as another user (kernel, where user namespaces are allowed): a network namespace;
 * always (audit hook): refuses fork/exec/subprocess/kill, sockets and name lookups,
   writes and deletes outside the work directory, reads of protected paths and of other
