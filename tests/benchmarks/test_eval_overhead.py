@@ -1,0 +1,90 @@
+"""What evaluation adds on top of the engine: prompting, grading, writing records.
+
+Two benchmarks in one group, on the same loaded ``synthetic:small`` engine and
+the same 64 synthetic problems: the raw ``engine.generate`` call, and the full
+evaluation (requests built from problems, every batch graded, appended and
+fsynced, then the answers/log/metrics files written).  Target: the difference
+is at most 3% of the engine time.  Run with::
+
+    python -m pytest tests/benchmarks/test_eval_overhead.py --benchmark-enable
+
+The full run also measures its own overhead from the inside (wall time of each
+batch minus the time spent in the engine), which is far less noisy than the
+difference of two medians; both figures land in ``extra_info``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from engines import load_engine
+from evaluation.datasets import load_problems
+from evaluation.modes import StandardMode
+from evaluation.prompts import PromptSettings, build_request
+from evaluation.records import RecordStore
+from evaluation.reports import write_reports
+from evaluation.runner import run_problems
+
+NUM_PROBLEMS = 64
+PROMPT = PromptSettings(max_new_tokens=32)
+ROUNDS = 5
+_fastest: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with load_engine("transformers", "synthetic:small", batch_size=16, dtype="float32") as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return load_problems("synthetic", count=NUM_PROBLEMS)
+
+
+def _full_eval(engine, problems, run_dir: Path) -> float:
+    settings = {"model": "synthetic:small", "dataset": "synthetic", "mode": "standard",
+                "backend": "transformers", "start": 0, "engine": {"batch_size": 16},
+                "problem_ids": [p.id for p in problems]}  # fmt: skip
+    with RecordStore(run_dir) as store:
+        run_problems(engine, StandardMode(prompt=PROMPT), problems, store)
+        summary = write_reports(run_dir, settings, store.records)
+    assert summary.num_done == NUM_PROBLEMS
+    return summary.overhead_pct
+
+
+def _record_median(benchmark, name: str) -> None:
+    if benchmark.stats is not None:  # None under --benchmark-disable (the default)
+        _fastest[name] = benchmark.stats.stats.min  # min: least disturbed by other load
+
+
+@pytest.mark.benchmark(group="eval-overhead")
+def test_raw_engine(benchmark, engine, problems) -> None:
+    requests = [build_request(p, PROMPT) for p in problems]
+    engine.generate(requests[:16])  # warm-up
+    outputs = benchmark.pedantic(engine.generate, args=(requests,), rounds=ROUNDS, iterations=1)
+    assert len(outputs) == NUM_PROBLEMS
+    _record_median(benchmark, "raw")
+
+
+@pytest.mark.benchmark(group="eval-overhead")
+def test_full_evaluation(benchmark, engine, problems) -> None:
+    inside: list[float] = []
+
+    def setup():
+        return (engine, problems, Path(tempfile.mkdtemp(prefix="eval-overhead-"))), {}
+
+    def run(*args):
+        inside.append(_full_eval(*args))
+
+    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
+    benchmark.extra_info["overhead_pct_measured_inside"] = round(min(inside), 3)
+    _record_median(benchmark, "full")
+    if "raw" in _fastest and "full" in _fastest:
+        pct = 100 * (_fastest["full"] - _fastest["raw"]) / _fastest["raw"]
+        benchmark.extra_info["overhead_pct_vs_raw_min"] = round(pct, 3)
+        print(f"\nevaluation overhead: {pct:.2f}% of engine time (fastest rounds);"
+              f" {min(inside):.2f}% measured inside the run")  # fmt: skip
