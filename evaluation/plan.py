@@ -5,8 +5,9 @@ Every check that can fail on bad input (dataset, slice, results folder, a
 not a model load, and no existing file is touched.  With ``--resume``, settings
 not given on the command line are taken from the folder.
 
-Engine settings are layered: a profile's settings (``--profile``, added by the
-tuner) first, then explicit flags, which always win.
+Engine settings are layered: a resumed run's last settings, then a profile's
+(``{"backend": ..., "engine": {...}}``, passed as ``build_plan(args, profile)``
+by ``--profile``), then explicit flags, which always win.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def build_plan(args: argparse.Namespace, profile: dict | None = None) -> RunPlan
     if mode_name not in MODES:
         raise ConfigError(f"unknown --mode {mode_name!r}; choose one of: {', '.join(MODES)}")
     mode = MODES[mode_name](prompt=_prompt(args, stored["prompt"] if stored else None))
-    backend = args.inference_backend or (stored["backend"] if stored else "transformers")
+    backend = (args.inference_backend or (stored or {}).get("backend")
+               or (profile or {}).get("backend") or "transformers")  # fmt: skip
     last = stored["sessions"][-1] if stored and stored.get("sessions") else {}
     previous = last.get("requested") if last.get("backend") == backend else None
     engine = engine_settings(args, profile, previous, backend)

@@ -1,0 +1,75 @@
+"""Prompts, and how flags, profiles and resumed runs combine into a plan."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from engines import Decoding
+from engines.errors import ConfigError
+from evaluation.datasets import Problem
+from evaluation.eval import add_arguments
+from evaluation.plan import build_plan, engine_settings, parse_engine_args
+from evaluation.prompts import PromptSettings, build_request, prompt_text
+
+PROBLEM = Problem(id="p", question="What is 2 + 3?", answer="5")
+
+
+def _args(*flags: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(flags))
+
+
+def test_default_prompt_asks_for_a_box() -> None:
+    text = prompt_text(PROBLEM, PromptSettings())
+    assert text.startswith("What is 2 + 3?\n") and text.endswith("within \\boxed{}.")
+    request = build_request(PROBLEM, PromptSettings(max_new_tokens=64))
+    assert request.prompt == text and request.messages is None and request.max_new_tokens == 64
+
+
+def test_chat_template_builds_messages() -> None:
+    settings = PromptSettings(apply_chat_template=True, system_prompt="Be brief.")
+    request = build_request(PROBLEM, settings)
+    assert request.prompt is None
+    assert [m["role"] for m in request.messages] == ["system", "user"]
+
+
+def test_prompt_settings_round_trip_and_validation() -> None:
+    settings = PromptSettings(decoding=Decoding(temperature=0.7, seed=3), stop=("\n\n",))
+    assert PromptSettings.from_record(settings.as_record()) == settings
+    with pytest.raises(ConfigError, match="template"):
+        PromptSettings(template="no placeholder")
+    with pytest.raises(ConfigError, match="system_prompt"):
+        PromptSettings(system_prompt="x")
+
+
+def test_engine_settings_layering() -> None:
+    profile = {"backend": "vllm", "engine": {"max_num_seqs": 64, "enforce_eager": False}}
+    args = _args("--inference_backend", "vllm", "--batch_size", "32", "--engine_arg",
+                 "enforce_eager=true", "--engine_arg", "kv_cache_memory_bytes=64")  # fmt: skip
+    settings = engine_settings(args, profile, {"dtype": "float32"}, backend="vllm")
+    assert settings == {"dtype": "float32", "max_num_seqs": 32, "enforce_eager": True,
+                        "kv_cache_memory_bytes": 64}  # fmt: skip
+    assert engine_settings(_args("--batch_size", "4")) == {"batch_size": 4}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_engine_args(["novalue"])
+
+
+def test_profile_backend_applies_unless_flag_given(tmp_path: Path) -> None:
+    base = ("--model", "synthetic:tiny", "--dataset", "synthetic", "--count", "2",
+            "--results_dir", str(tmp_path))  # fmt: skip
+    profile = {"backend": "vllm", "engine": {"max_num_seqs": 8}}
+    plan = build_plan(_args(*base), profile)
+    assert plan.backend == "vllm" and plan.engine_settings == {"max_num_seqs": 8}
+    assert plan.chunk_size is not None and plan.settings["profile"] == profile
+    plan = build_plan(_args(*base, "--inference_backend", "transformers"), {"engine": {}})
+    assert plan.backend == "transformers" and plan.chunk_size is None
+    assert list(tmp_path.iterdir()) == []  # planning writes nothing
+
+
+def test_missing_model_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="--model"):
+        build_plan(_args("--dataset", "synthetic"))
