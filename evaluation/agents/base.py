@@ -79,6 +79,7 @@ class AgentState:
             "prompt": request.prompt if request.prompt is not None else list(request.messages),
             "responses": [c.text for c in outputs],
             "finish_reasons": [c.finish_reason for c in outputs],
+            "completion_tokens": [c.completion_tokens for c in outputs],
         }
         self.trace.append(entry)
         return entry

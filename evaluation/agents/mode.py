@@ -77,7 +77,7 @@ class AgentMode:
         settings = {f"agent_{k}": v for k, v in self.agent.settings().items() if k != "prompt"}
         return (
             {"agent": self.agent.name, **settings}
-            | {f"num_{case}": count for case, count in counts.items()}
+            | {f"case_{case}": count for case, count in counts.items()}
             | {"first_accuracy": round(first / num, 6) if num else 0.0}
             | self.agent.extra_metrics(records)
         )

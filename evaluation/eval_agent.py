@@ -1,0 +1,236 @@
+"""``python -m evaluation.eval_agent --agent NAME ...`` (also ``infertune eval --agent NAME``).
+
+Example::
+
+    python -m evaluation.eval_agent --agent majority_vote --num_runs 5 --temperature 0.7 \\
+        --model Qwen/Qwen2.5-Math-1.5B --dataset gsm8k --count 100 --inference_backend vllm
+
+The flags, results folder, resume and progress are those of ``python -m
+evaluation.eval``; the run's ``mode`` is the agent's name.  The agent runs over
+every problem of the run at once: each step is one engine call per role.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from engines.errors import ConfigError, InfertuneError
+from evaluation.errors import ResultsError
+
+# majority_vote samples; greedy would give k identical answers
+SAMPLING_DEFAULTS = {"majority_vote": {"temperature": 0.7, "top_p": 0.95, "seed": 0}}
+# agent flag -> (stored settings key); the values a resume takes from the folder
+AGENT_FLAGS = ("num_runs", "max_iterations", "checker_model", "max_subproblems")
+
+
+def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
+    """The agent flags (``infertune eval`` gets them too)."""
+    add = parser.add_argument
+    add("--agent", help="run an agent instead of standard mode: majority_vote, solver_checker,"
+        " solver_checker_chat, solver_checker_summarizer, plan_and_reflect, python_tools,"
+        " solver_checker_with_tools")  # fmt: skip
+    add("--num_runs", type=int, help="majority_vote: samples per problem, k (default: 5)")
+    add(
+        "--max_iterations",
+        type=int,
+        help="solver/checker attempts, plan-reflect rounds or tool runs",
+    )
+    add("--checker_model", help="solver_checker*: a separate model for the checker role")
+    add("--max_subproblems", type=int, help="plan_and_reflect: sub-problems per plan (default: 3)")
+    add("--sandbox_timeout", type=float, help="python_tools: wall seconds per snippet (default: 5)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from evaluation.eval import add_arguments as add_eval_arguments
+
+    add_eval_arguments(parser)
+    if "--agent" not in parser._option_string_actions:  # eval.py may already include ours
+        add_agent_arguments(parser)
+
+
+def build_agent(name: str, args: argparse.Namespace, prompt: object, stored: dict | None):  # noqa: ANN201
+    """The agent ``name`` from flags, then the resumed folder's settings, then defaults."""
+    from evaluation.agents import make_agent
+    from evaluation.sandbox import SandboxLimits
+
+    saved = dict((stored or {}).get("agent") or {})
+    values = {flag: getattr(args, flag, None) for flag in AGENT_FLAGS}
+    values = {k: v if v is not None else saved.get(k) for k, v in values.items()}
+    wall = args.sandbox_timeout or saved.get("sandbox_wall_seconds")
+    if wall is not None:
+        if wall <= 0:
+            raise ConfigError(f"--sandbox_timeout must be > 0, got {wall}")
+        values["limits"] = SandboxLimits(wall_seconds=wall, cpu_seconds=max(1, math.ceil(wall)))
+    return make_agent(name, prompt=prompt, **values)
+
+
+def build_agent_plan(args: argparse.Namespace):  # noqa: ANN201 - an evaluation.plan.RunPlan
+    """Check the arguments and plan an agent run (as ``build_plan`` does for standard mode)."""
+    from evaluation import plan as base
+    from evaluation.agents import AgentMode, agent_class
+    from evaluation.results import load_settings
+
+    stored = load_settings(Path(args.resume)) if args.resume else None
+    name = args.agent or ((stored or {}).get("agent") or {}).get("name")
+    if name is None:
+        raise ConfigError("--agent is required (unless --resume names an agent run)")
+    agent_class(name)  # a typo fails before anything else
+    if stored and stored.get("mode") != name:
+        raise ResultsError(f"--resume folder is a {stored.get('mode')!r} run, not {name!r}")
+    sampling = argparse.Namespace(**vars(args))
+    if stored is None:
+        for flag, value in SAMPLING_DEFAULTS.get(name, {}).items():
+            if getattr(sampling, flag) is None:
+                setattr(sampling, flag, value)
+    prompt = base._prompt(sampling, stored["prompt"] if stored else None)
+    agent = build_agent(name, args, prompt, stored)
+    mode = AgentMode(agent=agent)
+    return _plan(args, stored, name, mode)
+
+
+def _plan(args: argparse.Namespace, stored: dict | None, name: str, mode: object):  # noqa: ANN202
+    """Everything but the mode, as ``evaluation.plan.build_plan`` plans standard mode."""
+    import datetime as dt
+
+    from evaluation import plan as base
+    from evaluation.datasets import load_problems
+    from evaluation.results import (
+        SCHEMA_VERSION,
+        check_resumable,
+        check_writable,
+        environment,
+        new_run_dir,
+    )
+
+    model = base._given(args, "model", stored, None)
+    dataset = base._given(args, "dataset", stored, None)
+    if model is None or dataset is None:
+        raise ConfigError("--model and --dataset are required (unless --resume gives them)")
+    start = int(base._given(args, "start", stored, 0))
+    count = args.count if args.count is not None else (len(stored["problem_ids"]) if stored else 0)
+    problems = load_problems(dataset, data_dir=args.data_dir, start=start, count=count)
+    backend = args.inference_backend or (stored["backend"] if stored else "transformers")
+    last = stored["sessions"][-1] if stored and stored.get("sessions") else {}
+    previous = last.get("requested") if last.get("backend") == backend else None
+    engine = base.engine_settings(args, None, previous, backend)
+    settings = {
+        "schema_version": SCHEMA_VERSION,
+        "round": base._given(args, "round", stored, "run"),
+        "model": model,
+        "dataset": dataset,
+        "mode": name,
+        "start": start,
+        "problem_ids": [p.id for p in problems],
+        "prompt": mode.agent.prompt.as_record(),
+        "agent": {"name": name, **mode.agent.settings()},
+        "backend": backend,
+        "engine": engine,
+        "profile": None,
+        "environment": environment(),
+        "sessions": list(stored.get("sessions", [])) if stored else [],
+    }
+    if stored:
+        check_resumable(stored, settings)
+        if stored.get("agent") != settings["agent"]:
+            raise ResultsError(
+                f"--resume folder ran {name} with {stored.get('agent')}, not"
+                f" {settings['agent']}; resume with the same agent flags or start a new run"
+            )
+        run_dir = Path(args.resume)
+        check_writable(run_dir)
+    else:
+        check_writable(Path(args.results_dir))
+        run_dir = new_run_dir(Path(args.results_dir), settings["round"], model, dataset,
+                              len(problems))  # fmt: skip
+    started = dt.datetime.now().isoformat(timespec="seconds")
+    session = {"started": started, "backend": backend, "requested": engine, "engine": engine}
+    settings["sessions"].append(session)
+    return base.RunPlan(
+        run_dir=run_dir, is_resume=stored is not None, problems=problems, mode=mode,
+        backend=backend, engine_settings=engine, settings=settings,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one agent evaluation; 0, or 1 when some problems failed (retry with --resume)."""
+    from rich.console import Console
+
+    from evaluation.progress import summary_table
+    from evaluation.records import RECORDS_FILE, RecordStore
+    from evaluation.reports import write_reports
+    from evaluation.results import save_settings
+
+    plan = build_agent_plan(args)
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with RecordStore(plan.run_dir) as store:
+            plan.mode.store = store
+            done = sum(p.id in store.done for p in plan.problems)
+            errors: tuple[str, ...] = ()
+            try:
+                if done < len(plan.problems):
+                    errors = _generate(plan, store, done, args.detailed)
+                else:
+                    save_settings(plan.run_dir, plan.settings)
+            finally:  # even on Ctrl-C the derived files match the records
+                if store.records or plan.is_resume:
+                    extra = plan.mode.extra_metrics(list(store.done.values()))
+                    summary = write_reports(plan.run_dir, plan.settings, store.records, extra)
+    except BaseException:
+        records = plan.run_dir / RECORDS_FILE
+        if not plan.is_resume and (not records.exists() or not records.stat().st_size):
+            shutil.rmtree(plan.run_dir, ignore_errors=True)  # nothing generated: no empty folder
+        raise
+    Console().print(summary_table(plan.settings, summary, str(plan.run_dir)))
+    for error in errors:
+        print(f"warning: generation failed ({error}); rerun with --resume {plan.run_dir}",
+              file=sys.stderr)  # fmt: skip
+    return 1 if summary.num_failed else 0
+
+
+def _generate(plan, store, done: int, detailed: bool) -> tuple[str, ...]:  # noqa: ANN001
+    from engines import load_engine
+    from evaluation.progress import RunProgress
+    from evaluation.results import save_settings
+    from evaluation.runner import run_problems
+
+    model = plan.settings["model"]
+    checker_model = plan.settings["agent"].get("checker_model")
+    with ExitStack() as stack:
+        engine = stack.enter_context(load_engine(plan.backend, model, **plan.engine_settings))
+        if checker_model and checker_model != model:
+            checker = load_engine(plan.backend, checker_model, **plan.engine_settings)
+            plan.mode.role_engines = {"checker": stack.enter_context(checker)}
+        if hasattr(engine, "settings"):  # the resolved settings, defaults included
+            plan.settings["engine"] = plan.settings["sessions"][-1]["engine"] = engine.settings()
+        save_settings(plan.run_dir, plan.settings)
+        with RunProgress(len(plan.problems), done, detailed=detailed) as progress:
+            outcome = run_problems(
+                engine, plan.mode, plan.problems, store,
+                first_index=plan.settings["start"], on_batch=progress.on_batch,
+            )  # fmt: skip
+    return outcome.errors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evaluation.eval_agent", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except InfertuneError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
