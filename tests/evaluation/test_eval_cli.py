@@ -110,3 +110,18 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(
     assert code == 2
     assert err.count("\n") == 1 and message in err, err
     assert snapshot(tmp_path) == before
+
+
+def test_chat_template_and_detailed_output(run_eval, tmp_path: Path, capsys) -> None:
+    assert run_eval("--count", "3", "--apply_chat_template", "--detailed") == 0
+    run_dir = only_run_dir(tmp_path / "results")
+    settings = json.loads((run_dir / "run.json").read_text())
+    assert settings["prompt"]["apply_chat_template"] is True
+    assert "synthetic-2: predicted" in capsys.readouterr().err
+
+
+def test_reachable_as_infertune_eval(tmp_path: Path, capsys) -> None:
+    from tuner.cli import main as infertune
+
+    code = infertune(["eval", *BASE_ARGS, "--dataset", "nope", "--results_dir", str(tmp_path)])
+    assert code == 2 and "infertune eval: error: unknown dataset 'nope'" in capsys.readouterr().err
