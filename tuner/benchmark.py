@@ -19,6 +19,7 @@ configurations (e.g. a speedup report).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -189,10 +190,8 @@ def _supervise(
 
 
 def _kill(process: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # it may have exited meanwhile
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
