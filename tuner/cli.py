@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("evaluation.eval", "evaluate a model on a dataset (standard mode or an agent)"),
     "profiles": ("tuner.profiles_cli", "list saved tuning profiles or show one"),
     "bench-gate": ("tuner.gate_cli", "fail when benchmark throughput dropped beyond a threshold"),
+    "sweep": ("tuner.sweep_cli", "tune, then evaluate a models x datasets x modes grid"),
 }
 
 
