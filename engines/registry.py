@@ -19,6 +19,7 @@ from engines.errors import ConfigError
 BACKENDS: dict[str, tuple[str, str, str]] = {
     "transformers": ("engines.transformers", "TransformersConfig", "TransformersEngine"),
     "vllm": ("engines.vllm", "VLLMConfig", "VLLMEngine"),
+    "transformers_cb": ("engines.transformers_cb", "TransformersCBConfig", "TransformersCBEngine"),
 }
 
 
