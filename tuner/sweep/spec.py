@@ -24,7 +24,17 @@ from typing import Any
 
 from engines.errors import InfertuneError
 from tuner.sweep.models import check_model
-from tuner.sweep.source import Key, Source, read_source
+from tuner.sweep.source import Key, Source, SweepFileError, read_source
+
+__all__ = [
+    "DatasetSpec",
+    "ModeSpec",
+    "ModelSpec",
+    "SweepFileError",
+    "SweepSpec",
+    "TuneSpec",
+    "load_spec",
+]
 
 _INT, _NUM, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
 TOP_KEYS = {"name": _STR, "results": _STR, "models": (list,), "datasets": (list,),
