@@ -10,13 +10,14 @@ from tests.engines.prompts import PROMPTS
 
 ENGINES = {
     "transformers": {"batch_size": 4},
+    "transformers_cb": {"num_blocks": 64, "page_size": 32, "max_batch_tokens": 256},
     "vllm": {"max_num_seqs": 8, "enforce_eager": True, "kv_cache_memory_bytes": 64 << 20},
 }
 
 
 @pytest.fixture(
     scope="module",
-    params=["transformers", pytest.param("vllm", marks=requires_vllm)],
+    params=["transformers", "transformers_cb", pytest.param("vllm", marks=requires_vllm)],
 )
 def engine(request):
     with load_engine(request.param, "synthetic:tiny", **ENGINES[request.param]) as engine:
