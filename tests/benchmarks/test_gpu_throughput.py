@@ -51,7 +51,7 @@ CASES = (
     GpuCase(name="transformers-bs1", backend="transformers", settings={"batch_size": 1},
             num_requests=4),
     GpuCase(name="transformers-bs16", backend="transformers", settings={"batch_size": 16},
-            num_requests=64),
+            num_requests=32),
     GpuCase(name="transformers-bs64", backend="transformers", settings={"batch_size": 64},
             num_requests=128),
     GpuCase(name="vllm-seqs64", backend="vllm",

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# GPU check: probe, a short tune of the transformers backend, the speedup table
+# and the GPU benchmark suite, on one GPU, in under 8 minutes (H100/H200).
+#
+#   scripts/setup.sh && scripts/gpu_check.sh        # results in docs/results/<date>-<hardware-id>/
+#
+# Everything runs on synthetic:qwen2.5-1.5b (the real Qwen2.5-1.5B shape, random
+# weights, built locally on first use) with output lengths replayed from the
+# dataset's reference solutions, so no hub access is needed.  Each step has its
+# own time limit; a failed step is recorded and the next one still runs, and
+# the script exits 1 if any step failed.  Without a CUDA GPU it exits 0 with the
+# reason, unless GPU_CHECK_ALLOW_CPU=1, which runs the same steps on CPU (the
+# test suite does that with MODEL=synthetic:tiny and tiny sizes).
+#
+# Environment (defaults in brackets):
+#   MODEL [synthetic:qwen2.5-1.5b]  DATASET [gsm8k if its data is found, else synthetic]
+#   OUT_DIR [docs/results/<UTC date>-<hardware id>]   PYTHON [python]
+#   COUNT [32] MAX_NEW_TOKENS [96]: speedup workload; TUNE_COUNT [24] TUNE_MAX_NEW_TOKENS [64]
+#   N_TRIALS [4]: tune trials (the batch-1 parity reference included)
+#   SPEEDUP_CONFIGS [all]: e.g. "baseline transformers-bs16 tuned"
+#   BENCH_SELECT: pytest -k expression for the benchmark suite (default: every gpu case)
+#   BASELINE [benchmarks/baseline-gpu-<hardware id>.json]: stored benchmark JSON to gate
+#   MAX_DROP [10%]: largest throughput drop the gate accepts
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false TRANSFORMERS_VERBOSITY=error
+
+has_cuda=$("$PY" -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null || echo 0)
+if [ "$has_cuda" != 1 ]; then
+    if [ "${GPU_CHECK_ALLOW_CPU:-0}" != 1 ]; then
+        echo "gpu_check: skipped: no CUDA GPU visible to torch (set GPU_CHECK_ALLOW_CPU=1 to run the steps on CPU)"
+        exit 0
+    fi
+    # vLLM on CPU in one process is ~20x slower with more OpenMP threads than cores.
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} VLLM_ENABLE_V1_MULTIPROCESSING=0
+    echo "gpu_check: no CUDA GPU; running on CPU because GPU_CHECK_ALLOW_CPU=1"
+fi
+
+MODEL=${MODEL:-synthetic:qwen2.5-1.5b}
+if [ -z "${DATASET:-}" ]; then
+    DATASET=$("$PY" -c "from evaluation.datasets import load_problems as f; f('gsm8k', count=1); print('gsm8k')" 2>/dev/null || echo synthetic)
+fi
+COUNT=${COUNT:-32}
+MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-96}
+TUNE_COUNT=${TUNE_COUNT:-24}
+TUNE_MAX_NEW_TOKENS=${TUNE_MAX_NEW_TOKENS:-64}
+N_TRIALS=${N_TRIALS:-4}
+MAX_DROP=${MAX_DROP:-10%}
+HWID=$("$PY" -c "from tuner.hardware import fingerprint, hardware_id; print(hardware_id(fingerprint()))")
+OUT=${OUT_DIR:-docs/results/$(date -u +%Y-%m-%d)-$HWID}
+BASELINE=${BASELINE:-benchmarks/baseline-gpu-$HWID.json}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+PROFILES="$OUT/profiles"
+STEPS="$OUT/steps.tsv"
+printf 'step\tstatus\tseconds\n' >"$STEPS"
+failed=0
+
+# step NAME LIMIT_S CMD...: run CMD under a time limit, its stdout to $OUT/NAME.log and its
+# stderr to $OUT/NAME.stderr.log, and record the outcome in $STEPS.
+step() {
+    local name=$1 limit=$2 start status
+    shift 2
+    echo "== $name (limit ${limit}s): $*"
+    start=$(date +%s)
+    timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.log" 2>"$OUT/$name.stderr.log"
+    status=$?
+    printf '%s\t%s\t%s\n' "$name" "$status" "$(($(date +%s) - start))" >>"$STEPS"
+    if [ "$status" -ne 0 ]; then
+        failed=$((failed + 1))
+        echo "   FAILED (exit $status; 124 = time limit), last lines of its output:"
+        tail -n 5 "$OUT/$name.log" "$OUT/$name.stderr.log" | sed 's/^/   | /'
+    fi
+}
+
+{
+    echo "model: $MODEL"; echo "dataset: $DATASET"; echo "hardware id: $HWID"
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"; echo "load before: $(uptime)"
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+} >"$OUT/machine.txt" 2>&1
+
+step build 150 "$PY" -c "from engines.synthetic import resolve_model; print(resolve_model('$MODEL'))"
+step probe 90 "$PY" -m tuner.cli probe --model "$MODEL" --dataset "$DATASET" \
+    --num-problems "$COUNT" --max-batch-size 64 --json
+mv "$OUT/probe.log" "$OUT/probe.json"
+step tune 150 "$PY" -m tuner.cli tune --model "$MODEL" --dataset "$DATASET" --backends transformers \
+    --n-trials "$N_TRIALS" --timeout 100 --trial-timeout 90 --count "$TUNE_COUNT" \
+    --canary-size 8 --max-new-tokens "$TUNE_MAX_NEW_TOKENS" --max-batch-size 64 --seed 0 \
+    --profiles-dir "$PROFILES"
+# shellcheck disable=SC2086 # SPEEDUP_CONFIGS is a list of names
+step speedup 240 "$PY" -m tuner.cli speedup --model "$MODEL" --dataset "$DATASET" \
+    --count "$COUNT" --max-new-tokens "$MAX_NEW_TOKENS" --out "$OUT" --profiles-dir "$PROFILES" \
+    --time-limit 200 ${SPEEDUP_CONFIGS:+--configs $SPEEDUP_CONFIGS}
+# On CPU the gpu-marked cases skip; their CPU twins run the same code instead.
+if [ "$has_cuda" = 1 ]; then select_args=(-m gpu); else select_args=(-m "not gpu"); fi
+[ -n "${BENCH_SELECT:-}" ] && select_args+=(-k "$BENCH_SELECT")
+step bench 180 "$PY" -m pytest tests/benchmarks/test_gpu_throughput.py -q -p no:cacheprovider \
+    "${select_args[@]}" --benchmark-enable --benchmark-json "$OUT/bench-gpu.json"
+if [ -f "$BASELINE" ]; then
+    step gate 30 "$PY" -m tuner.cli bench-gate --baseline "$BASELINE" \
+        --current "$OUT/bench-gpu.json" --max-drop "$MAX_DROP"
+else
+    echo "== gate: no stored baseline $BASELINE; to start one: cp $OUT/bench-gpu.json $BASELINE"
+fi
+
+echo "load after: $(uptime)" >>"$OUT/machine.txt"
+column -t "$STEPS" 2>/dev/null || cat "$STEPS"
+echo "gpu_check: results in $OUT ($failed step(s) failed)"
+[ "$failed" -eq 0 ]
