@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,6 @@ from evaluation.results import (
     new_run_dir,
 )
 
-MODES = {"standard": StandardMode}
 _PROMPT_FLAGS = {  # flag -> PromptSettings field (None on the command line = not given)
     "max_new_tokens": "max_new_tokens",
     "apply_chat_template": "apply_chat_template",
@@ -100,9 +100,41 @@ def _given(args: argparse.Namespace, name: str, stored: dict | None, default: ob
     return stored[name] if stored else default
 
 
+def _standard_mode(args: argparse.Namespace, stored: dict | None) -> Mode:
+    return StandardMode(prompt=_prompt(args, stored["prompt"] if stored else None))
+
+
+# mode name -> factory(args, stored settings or None); agents register theirs here
+MODES: dict[str, Callable[[argparse.Namespace, dict | None], Mode]] = {"standard": _standard_mode}
+
+
 def build_plan(args: argparse.Namespace, profile: dict | None = None) -> RunPlan:
-    """Check the arguments and plan the run; nothing is written."""
+    """Check the arguments and plan the run; nothing is written.
+
+    Args:
+        args: parsed flags of :func:`evaluation.eval.add_arguments`.
+        profile: a tuned profile, ``{"backend": ..., "engine": {...}}``; explicit
+            flags override it.
+    """
     stored = load_settings(Path(args.resume)) if args.resume else None
+    mode_name = _given(args, "mode", stored, "standard")
+    if mode_name not in MODES:
+        raise ConfigError(f"unknown --mode {mode_name!r}; choose one of: {', '.join(MODES)}")
+    return plan_for_mode(args, stored, mode_name, MODES[mode_name](args, stored), profile)
+
+
+def plan_for_mode(
+    args: argparse.Namespace,
+    stored: dict | None,
+    mode_name: str,
+    mode: Mode,
+    profile: dict | None = None,
+) -> RunPlan:
+    """Plan a run of an already built ``mode``: problems, engine settings, folder.
+
+    ``mode.settings()`` goes into the run's settings, so a resume with other
+    mode settings is refused like one with another model or dataset.
+    """
     model = _given(args, "model", stored, None)
     dataset = _given(args, "dataset", stored, None)
     if model is None or dataset is None:
@@ -110,15 +142,12 @@ def build_plan(args: argparse.Namespace, profile: dict | None = None) -> RunPlan
     start = int(_given(args, "start", stored, 0))
     count = args.count if args.count is not None else (len(stored["problem_ids"]) if stored else 0)
     problems = load_problems(dataset, data_dir=args.data_dir, start=start, count=count)
-    mode_name = _given(args, "mode", stored, "standard")
-    if mode_name not in MODES:
-        raise ConfigError(f"unknown --mode {mode_name!r}; choose one of: {', '.join(MODES)}")
-    mode = MODES[mode_name](prompt=_prompt(args, stored["prompt"] if stored else None))
     backend = (args.inference_backend or (stored or {}).get("backend")
                or (profile or {}).get("backend") or "transformers")  # fmt: skip
     last = stored["sessions"][-1] if stored and stored.get("sessions") else {}
     previous = last.get("requested") if last.get("backend") == backend else None
     engine = engine_settings(args, profile, previous, backend)
+    mode_settings = mode.settings()
     settings = {
         "schema_version": SCHEMA_VERSION,
         "round": _given(args, "round", stored, "run"),
@@ -127,30 +156,34 @@ def build_plan(args: argparse.Namespace, profile: dict | None = None) -> RunPlan
         "mode": mode_name,
         "start": start,
         "problem_ids": [p.id for p in problems],
-        **mode.settings(),
+        **mode_settings,
         "backend": backend,
         "engine": engine,
         "profile": profile,
         "environment": environment(),
-        "sessions": list(stored.get("sessions", [])) if stored else [],
+        "sessions": [*(stored or {}).get("sessions", []), _session(backend, engine)],
     }
     if stored:
-        check_resumable(stored, settings)
-        run_dir = Path(args.resume)
-        check_writable(run_dir)
-    else:
-        results_dir = Path(args.results_dir)
-        check_writable(results_dir)
-        run_dir = new_run_dir(results_dir, settings["round"], model, dataset, len(problems))
-    settings["sessions"].append(
-        {
-            "started": dt.datetime.now().isoformat(timespec="seconds"),
-            "backend": backend,
-            "requested": engine,
-            "engine": engine,
-        }  # fmt: skip
-    )
+        check_resumable(stored, settings, tuple(mode_settings))
     chunk = max(512, 4 * int(engine.get("max_num_seqs") or 256)) if backend == "vllm" else None
-    return RunPlan(run_dir=run_dir, is_resume=stored is not None, problems=problems, mode=mode,
-                   backend=backend, engine_settings=engine, settings=settings, chunk_size=chunk,
+    return RunPlan(run_dir=_run_dir(args, stored, settings, len(problems)),
+                   is_resume=stored is not None, problems=problems, mode=mode, backend=backend,
+                   engine_settings=engine, settings=settings, chunk_size=chunk,
                    profile=profile)  # fmt: skip
+
+
+def _session(backend: str, engine: dict[str, object]) -> dict[str, object]:
+    started = dt.datetime.now().isoformat(timespec="seconds")
+    # "engine" is replaced by the engine's resolved settings once it has loaded
+    return {"started": started, "backend": backend, "requested": engine, "engine": engine}
+
+
+def _run_dir(args: argparse.Namespace, stored: dict | None, settings: dict, count: int) -> Path:
+    """The folder to write: the resumed one (if it matches) or a fresh name."""
+    if stored:
+        check_writable(Path(args.resume))
+        return Path(args.resume)
+    results_dir = Path(args.results_dir)
+    check_writable(results_dir)
+    return new_run_dir(results_dir, settings["round"], settings["model"], settings["dataset"],
+                       count)  # fmt: skip

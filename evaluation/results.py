@@ -126,9 +126,9 @@ def load_settings(run_dir: Path) -> dict:
     return settings
 
 
-def check_resumable(stored: dict, wanted: dict) -> None:
-    """Refuse to mix runs: every field of :data:`RESUME_MUST_MATCH` must agree."""
-    for field in RESUME_MUST_MATCH:
+def check_resumable(stored: dict, wanted: dict, extra_fields: tuple[str, ...] = ()) -> None:
+    """Refuse to mix runs: :data:`RESUME_MUST_MATCH` and ``extra_fields`` must agree."""
+    for field in dict.fromkeys((*RESUME_MUST_MATCH, *extra_fields)):
         if stored.get(field) != wanted.get(field):
             shown = {k: _short(d.get(field)) for k, d in (("folder", stored), ("now", wanted))}
             raise ResultsError(
