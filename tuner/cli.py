@@ -19,6 +19,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("evaluation.eval", "evaluate a model on a dataset (standard mode or an agent)"),
     "profiles": ("tuner.profiles_cli", "list saved tuning profiles or show one"),
     "bench-gate": ("tuner.gate_cli", "fail when benchmark throughput dropped beyond a threshold"),
+    "speedup": ("tuner.speedup_cli", "measure the speedup table: batched configs vs batch size 1"),
+    "probe": ("tuner.probe_cli", "measure memory per sequence; confirm the largest batch"),
+    "tune": ("tuner.tune_cli", "search engine configurations with Optuna and save a profile"),
     "sweep": ("tuner.sweep_cli", "tune, then evaluate a models x datasets x modes grid"),
 }
 

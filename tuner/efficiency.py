@@ -1,0 +1,150 @@
+"""Tuning-efficiency benchmark: the tuner against an exhaustive grid over one space.
+
+``python -m tuner.efficiency --model synthetic:small --dataset synthetic``
+
+Measures every configuration of a reduced but real space (backend x batch size
+x stopping x length sorting, and vLLM's prefix caching), then runs the tuner
+on the same space with at most a third of the grid's trials, and reports the
+tuner's best throughput as a fraction of the grid's best (target: >= 95%) and
+both speedups over batch size 1.  Only configurations with answer parity count
+on either side.  It is a benchmark, not a test: it asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tuner.benchmark import parity, run_trial
+from tuner.space import SearchSpace, reference_config
+from tuner.workload import build_workload
+
+
+def grid_space(backends: Sequence[str], batch_sizes: Sequence[int]) -> SearchSpace:
+    """The benchmark's space: float32, sdpa, vLLM in eager mode with its default token budget."""
+    return SearchSpace(
+        backends=tuple(backends),
+        batch_sizes=tuple(batch_sizes),
+        dtypes=("float32",),
+        attn_implementations=("sdpa",),
+        max_num_batched_tokens=(None,),
+        enable_prefix_caching=(False, True),
+        enforce_eager=(True,),
+        cb_max_batch_tokens=(512,),
+    )
+
+
+def run_grid(space: SearchSpace, model: str, workload: Any, log: Any) -> list[dict[str, Any]]:
+    """Measure every configuration of ``space``; parity against the batch-1 reference."""
+    reference = run_trial("transformers", model, reference_config("float32").settings, workload)
+    rows, grid = [], space.grid()
+    for config in grid:
+        result = run_trial(config.backend, model, config.settings, workload)
+        rows.append(
+            {
+                "backend": config.backend,
+                "settings": config.settings,
+                "problems_per_s": result.problems_per_s,
+                "status": result.status,
+                "agreement": parity(result, reference),
+            }
+        )
+        log(
+            f"grid {len(rows)}/{len(grid)}: {config.backend} "
+            f"{json.dumps(config.settings)} -> {result.problems_per_s:.3g} problems/s "
+            f"({result.status}, parity {rows[-1]['agreement']:.0%})"
+        )
+    return [{"reference_problems_per_s": reference.problems_per_s}, *rows]
+
+
+def run_tuner(space: SearchSpace, model: str, workload: Any, n_trials: int, seed: int) -> Any:
+    """The study exactly as ``infertune tune`` runs it, on ``space``, in a temporary journal."""
+    from tuner.search import Objective, StudySettings, open_study, optimize, seed_study
+
+    settings = StudySettings(model=model, n_trials=n_trials, seed=seed)
+    with tempfile.TemporaryDirectory() as folder:
+        study = open_study(f"journal:{Path(folder) / 'study.log'}", "efficiency", settings)
+        seed_study(study, space, None)
+        optimize(study, Objective(space, workload, settings), settings)
+        return study.trials, dict(study.user_attrs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tuner.efficiency", description=__doc__)
+    parser.add_argument("--model", default="synthetic:small")
+    parser.add_argument("--dataset", default="synthetic")
+    parser.add_argument("--backends", nargs="+", default=["transformers", "vllm"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4, 16, 32])
+    parser.add_argument("--workload-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the report here")
+    args = parser.parse_args(argv)
+    workload = build_workload(
+        args.model,
+        args.dataset,
+        size=args.workload_size,
+        max_new_tokens=args.max_new_tokens,
+        num_canary=8,
+    )
+    space = grid_space(args.backends, args.batch_sizes)
+    log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    start = time.perf_counter()
+    reference, *grid = run_grid(space, args.model, workload, log)
+    grid_s = time.perf_counter() - start
+    n_trials = len(grid) // 3
+    trials, _ = run_tuner(space, args.model, workload, n_trials, args.seed)
+    tuner_s = time.perf_counter() - start - grid_s
+    report = summarise(reference["reference_problems_per_s"], grid, trials, space)
+    report |= {
+        "grid_seconds": grid_s,
+        "tuner_seconds": tuner_s,
+        "model": args.model,
+        "workload_size": args.workload_size,
+        "max_new_tokens": args.max_new_tokens,
+    }
+    print(json.dumps(report, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def summarise(baseline: float, grid: list[dict], trials: list, space: SearchSpace) -> dict:
+    """Best feasible throughput of each side, their ratio, and speedups over batch 1."""
+    from tuner.search import is_feasible
+
+    feasible_grid = [r for r in grid if r["status"] == "ok" and r["agreement"] >= 1.0]
+    best_grid = max(feasible_grid, key=lambda r: r["problems_per_s"])
+    tuned = [t for t in trials if is_feasible(t)]
+    best = max(tuned, key=lambda t: t.user_attrs["problems_per_s"])
+    # The grid's own measurement of the tuner's choice: same conditions, no selection noise.
+    same = [r for r in grid if r["settings"] == best.user_attrs["settings"]]
+    measured = sum("duplicate_of" not in t.user_attrs for t in trials)
+    return {
+        "grid_trials": len(grid),
+        "tuner_trials": len(trials),
+        "tuner_configurations_measured": measured,
+        "baseline_problems_per_s": baseline,
+        "best_grid": best_grid,
+        "best_tuned": {
+            "backend": best.user_attrs["backend"],
+            "settings": best.user_attrs["settings"],
+            "problems_per_s": best.user_attrs["problems_per_s"],
+        },
+        "tuned_over_grid": best.user_attrs["problems_per_s"] / best_grid["problems_per_s"],
+        "tuned_config_in_grid_over_grid": (same[0]["problems_per_s"] / best_grid["problems_per_s"])
+        if same
+        else None,
+        "grid_speedup_over_batch1": best_grid["problems_per_s"] / baseline,
+        "tuned_speedup_over_batch1": best.user_attrs["problems_per_s"] / baseline,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
