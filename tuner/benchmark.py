@@ -67,6 +67,10 @@ class TrialResult:
     canary_answers: tuple[str | None, ...] = ()
     canary_token_ids: tuple[tuple[int, ...], ...] = ()
     engine_settings: dict[str, Any] = field(default_factory=dict)
+    # GPU use over the timed run (tuner.measure.GpuSampler): mean utilisation in %
+    # and energy in J, summed over the GPUs; None without a GPU.
+    gpu_utilization_pct: float | None = None
+    gpu_energy_j: float | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -139,16 +143,23 @@ def run_trial(
     """
     with tempfile.TemporaryDirectory(prefix="infertune-trial-") as folder:
         folder_path = Path(folder)
-        spec = {"backend": backend, "model": model, "settings": dict(settings),
-                "workload": json.loads(workload.to_json())}  # fmt: skip
+        spec = {
+            "backend": backend,
+            "model": model,
+            "settings": dict(settings),
+            "workload": json.loads(workload.to_json()),
+        }
         (folder_path / "spec.json").write_text(json.dumps(spec))
         paths = [folder_path / name for name in ("spec.json", "result.json", "progress.jsonl")]
         command = [sys.executable, "-m", "tuner.trial_worker", *map(str, paths)]
         with open(folder_path / "stderr.log", "wb") as stderr:
             process = subprocess.Popen(
-                command, env=_trial_env(backend, env), stdout=subprocess.DEVNULL,
-                stderr=stderr, start_new_session=True,  # its own group: kill it whole
-            )  # fmt: skip
+                command,
+                env=_trial_env(backend, env),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,  # its own group: kill it whole
+            )
             ended = _supervise(process, paths[2], time_limit_s, on_progress)
         if ended is not None:
             return TrialResult(status=ended[0], message=ended[1])

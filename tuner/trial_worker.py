@@ -26,7 +26,7 @@ from typing import Any
 from engines import Engine, GenerationRequest, load_engine
 from engines.errors import EngineOutOfMemoryError, InfertuneError
 from tuner.benchmark import FAULT_ENV, TrialResult
-from tuner.measure import LatencyTracker, PeakMemory, Stats
+from tuner.measure import GpuSampler, GpuUsage, LatencyTracker, PeakMemory, Stats
 from tuner.workload import Workload
 
 WARMUP_REQUESTS = 2
@@ -79,7 +79,7 @@ def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, 
     requests = workload.requests()
     outputs: list[Any] = [None] * len(requests)
     tracker, batches, done = LatencyTracker(), engine.iter_batches(requests), 0
-    with PeakMemory() as memory, progress.open("a") as log:
+    with PeakMemory() as memory, GpuSampler() as gpu, progress.open("a") as log:
         while True:
             with tracker.track():  # one block per batch: latency per batch
                 batch = next(batches, None)
@@ -105,6 +105,16 @@ def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, 
         "peak_memory_bytes": int(memory.peak.value) if memory.peak else None,
         "canary_answers": tuple(extract_answer(c.text) for c in canary),
         "canary_token_ids": tuple(tuple(c.token_ids) for c in canary),
+        **_gpu_fields(gpu.usage),
+    }
+
+
+def _gpu_fields(usage: GpuUsage | None) -> dict[str, float | None]:
+    utilization = usage.mean_utilization if usage else None
+    energy = usage.energy if usage else None
+    return {
+        "gpu_utilization_pct": utilization.value if utilization else None,
+        "gpu_energy_j": energy.value if energy else None,
     }
 
 
@@ -130,8 +140,11 @@ def measure(spec: dict[str, Any], progress: Path) -> TrialResult:
         return TrialResult(status="error", message=_one_line(error))
     if splits:
         # The engine survived by halving batches: the configured size does not fit.
-        return TrialResult(status="oom", num_oom_splits=splits, message=(
-            f"ran out of memory {splits} time(s); the engine split batches to finish"))  # fmt: skip
+        return TrialResult(
+            status="oom",
+            num_oom_splits=splits,
+            message=(f"ran out of memory {splits} time(s); the engine split batches to finish"),
+        )
     return TrialResult(status="ok", load_seconds=load_seconds, engine_settings=resolved, **metrics)
 
 

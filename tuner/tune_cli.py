@@ -54,14 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Tune; returns 0 with a profile written, 1 when no trial was feasible."""
+    import warnings
+
+    import optuna
     from rich.console import Console
 
     from tuner.hardware import fingerprint, hardware_id
     from tuner.search import Objective, open_study, optimize, seed_study, trial_rows
-
-    import warnings
-
-    import optuna
 
     # Heartbeats, grouped TPE and skip_if_exists are "experimental" but stable in practice.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         hardware,
         storage=storage,
         root=_profiles_root(args),
-        console=Console(),
+        console=Console(width=max(Console().width, 140)),
     )
 
 
