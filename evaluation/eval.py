@@ -15,6 +15,7 @@ import argparse
 import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engines.errors import InfertuneError
@@ -48,19 +49,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--engine_arg", action="append", metavar="KEY=VALUE",
         help="extra engine setting, repeatable (e.g. kv_cache_memory_bytes=67108864)")  # fmt: skip
     add("--detailed", action="store_true", help="print every problem's verdict as it finishes")
+    add("--profile", metavar="auto|PATH",
+        help="apply a tuned profile (backend, batch, engine knobs); flags win")  # fmt: skip
+    try:  # agents (evaluation.eval_agent) run through the same command with --agent NAME
+        from evaluation.eval_agent import add_agent_arguments
+    except ImportError:
+        return
+    add_agent_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one evaluation; returns 0, or 1 when some problems failed (retry with --resume)."""
     from rich.console import Console
 
+    if getattr(args, "agent", None) or _resumes_agent_run(args):
+        from evaluation.eval_agent import run as run_agent
+
+        return run_agent(args)
     from evaluation.plan import build_plan
     from evaluation.progress import summary_table
     from evaluation.records import RECORDS_FILE, RecordStore
     from evaluation.reports import write_reports
     from evaluation.results import save_settings
 
-    plan = build_plan(args)
+    plan = build_plan(args, _profile(args))
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with RecordStore(plan.run_dir) as store:
@@ -86,6 +98,44 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: generation failed ({error}); rerun with --resume {plan.run_dir}",
               file=sys.stderr)  # fmt: skip
     return 1 if summary.num_failed else 0
+
+
+def _profile(args: argparse.Namespace) -> dict | None:
+    """The ``--profile`` to apply, as ``build_plan`` takes it, or ``None``."""
+    if not args.profile:
+        return None
+    from tuner.hardware import fingerprint, hardware_id
+    from tuner.profiles import ProfileError, check_compatible, find_profile, load_profile
+
+    hardware = fingerprint()
+    path = args.profile
+    if path == "auto":
+        if not args.model:
+            raise ProfileError("--profile auto needs --model to find the model's profile")
+        path = find_profile(args.model, hardware_id(hardware))
+        if path is None:
+            raise ProfileError(
+                f"no profile for {args.model} on this machine ({hardware_id(hardware)});"
+                " run `infertune tune` first"
+            )
+    profile = load_profile(path)
+    if args.model and profile.model != args.model:
+        raise ProfileError(f"profile {path} is for model {profile.model}, not {args.model}")
+    for warning in check_compatible(profile, hardware):
+        print(f"warning: {warning}", file=sys.stderr)
+    backend = profile.config.backend
+    if args.inference_backend not in (None, backend):  # other backend: its knobs do not apply
+        return {"backend": backend, "engine": {}, "path": str(path), "ignored": True}
+    return {"backend": backend, "engine": dict(profile.config.settings), "path": str(path),
+            "hardware_id": profile.hardware_id, "created": profile.created}  # fmt: skip
+
+
+def _resumes_agent_run(args: argparse.Namespace) -> bool:
+    if not args.resume:
+        return False
+    from evaluation.results import load_settings
+
+    return bool(load_settings(Path(args.resume)).get("agent"))
 
 
 def _generate(plan: RunPlan, store: RecordStore, done: int, detailed: bool) -> tuple[str, ...]:
