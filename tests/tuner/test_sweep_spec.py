@@ -58,7 +58,7 @@ def test_good_file_gives_the_grid(tmp_path: Path) -> None:
     ]
     command = eval_command(spec, jobs[1], tmp_path / "job", None)
     assert command[command.index("-m") + 1] == "evaluation.eval_agent"
-    assert ["--agent", "majority_vote"] == command[command.index("--agent") :][:2]
+    assert command[command.index("--agent") :][:2] == ["--agent", "majority_vote"]
     assert "--num_runs" in command and "--resume" not in command
     assert "dtype=float32" in command
 

@@ -41,11 +41,11 @@ def execute(job: Job, context: JobContext, profile: str | None) -> dict[str, Any
     """
     manifest = Manifest(context.root)
     job_dir = context.root / job.id
-    job_dir.mkdir(parents=True, exist_ok=True)
     manifest.update(job.id, state="running", add_attempt=True, host=socket.gethostname(),
                     error=None, profile=profile)  # fmt: skip
     started = time.perf_counter()
     try:
+        job_dir.mkdir(parents=True, exist_ok=True)
         if job.kind == "eval":
             profile_path = Path(profile) if profile else None
             command = eval_command(context.spec, job, job_dir, profile_path)
@@ -57,7 +57,7 @@ def execute(job: Job, context: JobContext, profile: str | None) -> dict[str, Any
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
     changes: dict[str, Any] = {"add_wall_s": time.perf_counter() - started}
     if job.kind == "eval":
-        run_dir = find_run_dir(job_dir)
+        run_dir = find_run_dir(job_dir) if job_dir.is_dir() else None
         changes["folder"] = str(run_dir.relative_to(context.root)) if run_dir else None
         if error is None and run_dir is None:
             error = f"the eval CLI left no run folder in {job_dir}"

@@ -90,18 +90,20 @@ def _flags(settings: dict[str, Any]) -> list[str]:
 
 
 def profile_flags(path: Path, explicit: dict[str, Any]) -> list[str]:
-    """Apply a profile: ``--profile PATH`` when the eval CLI has it, else its settings as flags.
+    """Apply a profile: ``--profile PATH`` (so the run records it) and its settings as flags.
 
-    The fallback passes the profile's backend and engine settings as
-    ``--inference_backend`` and ``--engine_arg``; settings the sweep file gives
+    The profile's backend and engine settings are also passed explicitly as
+    ``--inference_backend`` and ``--engine_arg`` (the same values, so nothing
+    changes where ``--profile`` is honoured): an eval CLI that accepts
+    ``--profile`` without applying it (the agent CLI, at the time of writing)
+    or predates it still runs with the profile.  Settings the sweep file gives
     explicitly are left out, so they win either way.
     """
-    if _eval_has_profile_flag():
-        return ["--profile", str(path)]
     from tuner.profiles import load_profile
 
     config = load_profile(path).config
-    flags = [] if "backend" in explicit else ["--inference_backend", config.backend]
+    flags = ["--profile", str(path)] if _eval_has_profile_flag() else []
+    flags += [] if "backend" in explicit else ["--inference_backend", config.backend]
     engine_args = explicit.get("engine_args") or {}
     skip = set(engine_args) | ({"dtype"} if "dtype" in explicit else set())
     skip |= {"batch_size", "max_num_seqs"} if "batch_size" in explicit else set()
@@ -133,14 +135,14 @@ def tune_command(spec: SweepSpec, model: str) -> list[str]:
     tune = spec.tune
     dataset = tune.dataset or spec.datasets[0].name
     command = [sys.executable, "-m", "tuner.cli", "tune", "--model", model, "--dataset", dataset]
-    for flag, value in (("--n-trials", tune.n_trials), ("--timeout", tune.timeout),
-                        ("--count", tune.count)):  # fmt: skip
-        if value is not None:
-            command += [flag, str(value)]
+    for key, value in tune.options.items():
+        command += ["--" + key.replace("_", "-"), str(value)]
     if tune.backends:
         command += ["--backends", *tune.backends]
     if spec.eval.get("data_dir"):
         command += ["--data_dir", spec.eval["data_dir"]]
+    if spec.profiles_dir is not None:
+        command += ["--profiles-dir", str(spec.profiles_dir.resolve())]
     return command
 
 

@@ -47,8 +47,10 @@ AGENT_KEYS = {"num_runs": ("num_runs", _INT), "max_iterations": ("max_iterations
               "checker_model": ("checker_model", _STR),
               "max_subproblems": ("max_subproblems", _INT),
               "sandbox_timeout": ("limits", _NUM)}  # fmt: skip
-TUNE_KEYS = {"enabled": _BOOL, "dataset": _STR, "count": _INT, "n_trials": _INT,
-             "timeout": _NUM, "backends": (list,)}  # fmt: skip
+# the budget keys are `infertune tune` flags (n_trials -> --n-trials)
+TUNE_OPTIONS = {"count": _INT, "n_trials": _INT, "timeout": _NUM, "trial_timeout": _NUM,
+                "max_new_tokens": _INT, "max_batch_size": _INT, "seed": _INT}  # fmt: skip
+TUNE_KEYS = {"enabled": _BOOL, "dataset": _STR, "backends": (list,), **TUNE_OPTIONS}
 EVAL_KEYS = {"backend": _STR, "batch_size": _INT, "dtype": _STR, "apply_chat_template": _BOOL,
              "engine_args": (dict,), "data_dir": _STR, **SAMPLING_KEYS}  # fmt: skip
 BACKENDS = ("transformers", "vllm")
@@ -88,10 +90,8 @@ class TuneSpec:
 
     enabled: bool = True
     dataset: str | None = None
-    count: int | None = None
-    n_trials: int | None = None
-    timeout: float | None = None
     backends: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)  # other flags: {"n_trials": 4}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,8 +231,16 @@ def _tune(source: Source, value: dict) -> TuneSpec:
         if backend not in (*BACKENDS, "transformers_cb"):
             raise source.error(("tune", "backends", index), f"unknown backend {backend!r};"
                                f" use {', '.join(BACKENDS)} or transformers_cb")  # fmt: skip
-    fields = {k: item.get(k) for k in ("dataset", "count", "n_trials", "timeout")}
-    return TuneSpec(enabled=item.get("enabled", True) is not False, backends=backends, **fields)
+    dataset = item.get("dataset")
+    if dataset is not None:
+        from evaluation.datasets import DATASETS
+
+        if dataset not in DATASETS:
+            raise source.error(("tune", "dataset"), f"unknown dataset {dataset!r};"
+                               f" choose one of: {', '.join(DATASETS)}")  # fmt: skip
+    options = {k: item[k] for k in TUNE_OPTIONS if item.get(k) is not None}
+    return TuneSpec(enabled=item.get("enabled", True) is not False, dataset=dataset,
+                    backends=backends, options=options)  # fmt: skip
 
 
 def _eval(source: Source, value: dict) -> dict[str, Any]:
