@@ -87,7 +87,8 @@ def test_fit_is_a_least_squares_line_with_a_kv_floor() -> None:
     points = [BatchMeasurement(batch_size=b, peak_bytes=1000 + 300 * b, seconds=0.1)
               for b in (1, 2, 4)]  # fmt: skip
     fit = _fit(points, budget=10_000, safety_margin=0.1, min_slope=1, lengths=LENGTHS)
-    assert (fit.slope, round(fit.intercept), fit.clamped) == (300, 1000, False)
+    assert fit.slope == pytest.approx(300) and fit.intercept == pytest.approx(1000)
+    assert not fit.clamped
     assert fit.max_batch == (9000 - 1000) // 300
     noisy = [BatchMeasurement(batch_size=b, peak_bytes=5000 - b, seconds=0.1) for b in (1, 2, 4)]
     floored = _fit(noisy, budget=10_000, safety_margin=0.0, min_slope=500, lengths=LENGTHS)
@@ -126,8 +127,9 @@ def test_bad_settings_are_one_line_and_exit_2(
 ) -> None:
     args = ["probe", "--model", "synthetic:tiny", "--dataset", "synthetic", *flags]
     assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err
+    # transformers' own load progress bar may precede it; the error is one line.
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0]
 
 
 def test_run_probe_validates_before_loading() -> None:
