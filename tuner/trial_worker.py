@@ -62,6 +62,14 @@ def install_fault(engine: Engine, fault: str) -> None:
     model.generate = generate
 
 
+class _DoesNotFit(Exception):
+    """The engine survived an out-of-memory batch only by splitting it."""
+
+    def __init__(self, splits: int) -> None:
+        super().__init__(f"ran out of memory {splits} time(s); the engine had to split batches")
+        self.splits = splits
+
+
 def _warm_up(engine: Engine, workload: Workload) -> None:
     # First calls allocate buffers and pick kernels; keep that out of the timing.
     length = min(WARMUP_TOKENS, workload.max_new_tokens)
@@ -85,6 +93,8 @@ def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, 
                 batch = next(batches, None)
             if batch is None:
                 break
+            if engine.stats.num_oom_splits:  # stop at once: waiting only lets a pruner hide it
+                raise _DoesNotFit(engine.stats.num_oom_splits)
             for index, completions in zip(batch.indices, batch.outputs, strict=True):
                 outputs[index] = completions[0]
             done += len(batch.indices)
@@ -132,19 +142,13 @@ def measure(spec: dict[str, Any], progress: Path) -> TrialResult:
             _warm_up(engine, workload)
             engine.stats.num_oom_splits = 0
             metrics = _timed_run(engine, workload, progress)
-            splits = engine.stats.num_oom_splits
             resolved = engine.settings() if hasattr(engine, "settings") else {}
+    except _DoesNotFit as error:  # the configured batch size does not fit in memory
+        return TrialResult(status="oom", num_oom_splits=error.splits, message=str(error))
     except (EngineOutOfMemoryError, torch.OutOfMemoryError, MemoryError) as error:
         return TrialResult(status="oom", message=_one_line(error))
     except InfertuneError as error:
         return TrialResult(status="error", message=_one_line(error))
-    if splits:
-        # The engine survived by halving batches: the configured size does not fit.
-        return TrialResult(
-            status="oom",
-            num_oom_splits=splits,
-            message=(f"ran out of memory {splits} time(s); the engine split batches to finish"),
-        )
     return TrialResult(status="ok", load_seconds=load_seconds, engine_settings=resolved, **metrics)
 
 
