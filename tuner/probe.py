@@ -39,6 +39,7 @@ from tuner.probe_memory import (
     measure,
     memory_for,
 )
+from tuner.workload import DEFAULT_MAX_NEW_TOKENS
 
 DEFAULT_BATCH_SIZES = (1, 2, 4)
 MAX_BATCH_SIZE = 1024
@@ -52,12 +53,12 @@ class ProbeError(InfertuneError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProbeLengths:
-    """The sequence shape the probe generates: p90 prompt and p90 output tokens."""
+    """The sequence the probe generates: the workload's p90 prompt and output lengths."""
 
     prompt_tokens: int
     output_tokens: int
     num_problems: int
-    output_source: str  # "reference solutions" or "max_new_tokens (no solutions)"
+    output_source: str
 
     def __post_init__(self) -> None:
         for name in ("prompt_tokens", "output_tokens", "num_problems"):
@@ -138,6 +139,7 @@ def run_probe(
     batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
     max_batch_size: int | None = None,
     start_batch_size: int | None = None,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     dtype: str = "auto",
 ) -> ProbeResult:
     """Measure ``model``'s memory per sequence on ``dataset`` and confirm a max batch.
@@ -151,17 +153,19 @@ def run_probe(
         memory_limit: bytes the weights plus generation may use, instead of the
             free GPU memory or available RAM; the confirmation runs under it for
             real (a CUDA memory fraction, or an address-space rlimit on CPU).
-        num_problems: how many problems the lengths come from (the workload size).
+        num_problems: the workload size (:func:`tuner.workload.build_workload`'s sample).
         batch_sizes: at least two distinct batch sizes to measure.
         max_batch_size: cap on the prediction (default: ``num_problems``; at most 1024).
         start_batch_size: confirm from this size instead of the prediction, as
             accelerate's ``starting_batch_size`` (for a size chosen elsewhere).
+        max_new_tokens: the workload's output limit (replayed lengths are clipped to it).
         dtype: the engine's dtype setting.
 
     Raises:
         ConfigError: an invalid argument or an unsupported backend.
         ModelLoadError: the model cannot be loaded.
-        DatasetError: the dataset cannot be read or is too small.
+        DatasetError: the dataset cannot be read.
+        WorkloadError: the dataset has fewer problems than ``num_problems``.
         ProbeError: not even one sequence fits, or a confirmation at batch 1 failed.
     """
     _validate(backend, safety_margin, memory_limit, batch_sizes, max_batch_size, start_batch_size)
@@ -170,7 +174,9 @@ def run_probe(
     from engines import load_engine
 
     with load_engine(backend, model, batch_size=MAX_BATCH_SIZE, dtype=dtype) as engine:
-        lengths, prompt = _probe_lengths(engine.tokenizer, dataset, data_dir, num_problems)
+        lengths, prompt = _probe_lengths(
+            engine, model, dataset, data_dir, num_problems, max_new_tokens
+        )
         memory = memory_for(engine.device)
         weights = memory.weights_bytes(engine.model)
         if memory_limit is not None and memory_limit <= weights:
@@ -328,35 +334,36 @@ def _request_factory(prompt: str, output_tokens: int):  # noqa: ANN202 - int -> 
 
 
 def _probe_lengths(
-    tokenizer: Any, dataset: str, data_dir: str | Path | None, num_problems: int
+    engine: Any,
+    model: str,
+    dataset: str,
+    data_dir: str | Path | None,
+    size: int,
+    max_new_tokens: int,
 ) -> tuple[ProbeLengths, str]:
-    """The p90-length prompt (lengths and text) and the p90 reference-solution length.
+    """The p90-length prompt of the tuner's workload (its text) and the output length.
 
-    Uses the first ``num_problems`` problems.  TODO(workload): take the sample
-    and the replayed lengths from :mod:`tuner.workload` once it exists, so the
-    probe and the search see the same problems.
+    The output is the p90 of the replayed lengths for ``synthetic:`` models, and
+    ``max_new_tokens`` for real ones, which may generate up to it.
     """
-    from evaluation.datasets import load_problems
-    from evaluation.prompts import PromptSettings, prompt_text
     from tuner.measure import Stats
+    from tuner.workload import build_workload
 
-    def count(text: str) -> int:
-        return len(tokenizer(text).input_ids)
-
-    settings = PromptSettings()
-    problems = load_problems(dataset, data_dir=data_dir, count=num_problems)
-    prompts = sorted((prompt_text(p, settings) for p in problems), key=count)
+    workload = build_workload(
+        model, dataset, size=size, max_new_tokens=max_new_tokens, data_dir=data_dir
+    )
+    counts = {prompt: len(engine.tokenizer(prompt).input_ids) for prompt in workload.prompts}
+    prompts = sorted(counts, key=counts.__getitem__)
     prompt = prompts[math.ceil(0.9 * (len(prompts) - 1))]  # the nearest-rank p90 prompt
-    solutions = [p.solution for p in problems if p.solution]
-    if solutions:
-        output = math.ceil(Stats.from_samples([count(s) for s in solutions], "tokens").p90)
-        source = "reference solutions"
+    if workload.output_lengths is not None:
+        output = math.ceil(Stats.from_samples(workload.output_lengths, "tokens").p90)
+        source = "p90 of replayed reference-solution lengths"
     else:
-        output, source = settings.max_new_tokens, "max_new_tokens (the dataset has no solutions)"
+        output, source = max_new_tokens, "max_new_tokens (a real model's outputs vary)"
     lengths = ProbeLengths(
-        prompt_tokens=count(prompt),
-        output_tokens=max(1, output),
-        num_problems=len(problems),
+        prompt_tokens=counts[prompt],
+        output_tokens=output,
+        num_problems=workload.size,
         output_source=source,
     )
     return lengths, prompt

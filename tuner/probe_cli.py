@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--num-problems", type=int, default=64, help="workload size")
     parser.add_argument(
+        "--max-new-tokens", type=int, default=256, help="workload output limit (replayed: clipped)"
+    )
+    parser.add_argument(
         "--batch-sizes", type=_batch_sizes, default=(1, 2, 4), help="sizes to measure, e.g. 2,4,8"
     )
     parser.add_argument("--max-batch-size", type=int, help="cap (default: the workload size)")
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         batch_sizes=args.batch_sizes,
         max_batch_size=args.max_batch_size,
         start_batch_size=args.start_batch_size,
+        max_new_tokens=args.max_new_tokens,
         dtype=args.dtype,
     )
     if args.json:
@@ -95,7 +99,7 @@ def _render(result) -> None:  # noqa: ANN001 - a ProbeResult
         "hardware": f"{result.hardware_id}: {result.hardware.describe()}",
         "model": f"{result.model} ({result.backend}, {result.dtype}, {result.device})",
         "sequence": f"{lengths.prompt_tokens} prompt + {lengths.output_tokens} output tokens"
-        f" (p90 of {lengths.num_problems} {result.dataset} problems; output from"
+        f" ({lengths.num_problems} {result.dataset} problems; p90 prompt, output:"
         f" {lengths.output_source})",
         "weights": f"{_mib(result.weights_bytes)} ({result.weights_method})",
         "per sequence": f"{_mib(result.per_sequence_bytes)} measured, KV cache alone"

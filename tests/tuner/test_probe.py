@@ -31,7 +31,7 @@ def test_memory_model_is_measured_and_consistent(generous: ProbeResult) -> None:
     r = generous
     assert r.device == "cpu" and r.dtype == "float32"
     assert r.lengths.prompt_tokens > 10 and r.lengths.output_tokens > 10
-    assert r.lengths.output_source == "reference solutions"
+    assert r.lengths.output_source == "p90 of replayed reference-solution lengths"
     # tiny: 2 layers x (k, v) x 1 KV head x head_dim 32 x 4 bytes per token.
     assert r.kv_bytes_per_sequence == 512 * (r.lengths.prompt_tokens + r.lengths.output_tokens)
     assert [m.batch_size for m in r.measurements] == [1, 2, 4]
