@@ -21,6 +21,8 @@ What continuous batching here cannot do, and how the backend makes up for it:
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
@@ -99,6 +101,7 @@ class TransformersCBEngine(Engine):
         self.eos_ids = eos_token_ids(self._tokenizer, self.model.config)
         self._manager = None
         self._manager_decoding: Decoding | None = None
+        self._finalizer: weakref.finalize | None = None
         self._num_calls = 0
 
     @property
@@ -204,6 +207,9 @@ class TransformersCBEngine(Engine):
             continuous_batching_config=self._cb_config(),
         )
         manager.start()
+        _stop_before_exit(manager)
+        # An engine dropped without close() must not leave its loop running.
+        self._finalizer = weakref.finalize(self, _stop, weakref.ref(manager))
         self._manager, self._manager_decoding = manager, key
         return manager
 
@@ -250,6 +256,7 @@ class TransformersCBEngine(Engine):
     def _drop_manager(self) -> None:
         manager, self._manager, self._manager_decoding = self._manager, None, None
         if manager is not None:
+            self._finalizer.detach()  # type: ignore[union-attr]
             manager.stop(block=True, timeout=30)
             manager.destroy()
 
@@ -257,6 +264,22 @@ class TransformersCBEngine(Engine):
         self._drop_manager()
         self.model = None
         _free_memory(self.device)
+
+
+def _stop_before_exit(manager) -> None:  # noqa: ANN001
+    # The manager's loop runs in a non-daemon thread, which Python joins before
+    # atexit handlers run: an engine never closed would hang the interpreter at
+    # exit.  threading's pre-join hook (what concurrent.futures uses) stops it.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(_stop, weakref.ref(manager))
+
+
+def _stop(manager_ref: weakref.ref) -> None:
+    manager = manager_ref()
+    if manager is not None and manager.is_running():
+        manager.stop(block=True, timeout=30)
+        manager.destroy()
 
 
 def _row_id(request_id: str, k: int) -> str:

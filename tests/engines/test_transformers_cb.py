@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
 from engines import Decoding, GenerationRequest, load_engine
@@ -137,3 +142,32 @@ def test_mixed_decoding_in_one_call_is_refused(engine):
 def test_bad_settings_name_the_field(setting, value):
     with pytest.raises(ConfigError, match=setting):
         load_engine("transformers_cb", "synthetic:tiny", **{setting: value})
+
+
+def test_engines_never_closed_neither_leak_their_thread_nor_block_exit():
+    # The manager's loop is a non-daemon thread: without the engine's own
+    # shutdown hooks, a dropped engine keeps it running and exit hangs forever.
+    script = textwrap.dedent(
+        """
+        import gc, threading
+        def busy():
+            return [t for t in threading.enumerate() if not t.daemon and t.is_alive()]
+        from engines import GenerationRequest, load_engine
+        settings = dict(dtype="float32", num_blocks=8, page_size=16, max_batch_tokens=64)
+        request = GenerationRequest(prompt="Hi", max_new_tokens=3)
+        dropped = load_engine("transformers_cb", "synthetic:tiny", **settings)
+        dropped.generate([request])
+        assert len(busy()) == 2, busy()
+        del dropped
+        gc.collect()
+        assert busy() == [threading.main_thread()], busy()
+        kept = load_engine("transformers_cb", "synthetic:tiny", **settings)
+        print(kept.generate([request])[0][0].completion_tokens)
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["3"]
