@@ -13,6 +13,7 @@ every problem of the run at once: each step is one engine call per role.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import shutil
 import sys
@@ -95,66 +96,14 @@ def build_agent_plan(args: argparse.Namespace):  # noqa: ANN201 - an evaluation.
 
 
 def _plan(args: argparse.Namespace, stored: dict | None, name: str, mode: object):  # noqa: ANN202
-    """Everything but the mode, as ``evaluation.plan.build_plan`` plans standard mode."""
-    import datetime as dt
+    from evaluation.eval import _profile
+    from evaluation.plan import plan_for_mode
 
-    from evaluation import plan as base
-    from evaluation.datasets import load_problems
-    from evaluation.results import (
-        SCHEMA_VERSION,
-        check_resumable,
-        check_writable,
-        environment,
-        new_run_dir,
-    )
-
-    model = base._given(args, "model", stored, None)
-    dataset = base._given(args, "dataset", stored, None)
-    if model is None or dataset is None:
-        raise ConfigError("--model and --dataset are required (unless --resume gives them)")
-    start = int(base._given(args, "start", stored, 0))
-    count = args.count if args.count is not None else (len(stored["problem_ids"]) if stored else 0)
-    problems = load_problems(dataset, data_dir=args.data_dir, start=start, count=count)
-    backend = args.inference_backend or (stored["backend"] if stored else "transformers")
-    last = stored["sessions"][-1] if stored and stored.get("sessions") else {}
-    previous = last.get("requested") if last.get("backend") == backend else None
-    engine = base.engine_settings(args, None, previous, backend)
-    settings = {
-        "schema_version": SCHEMA_VERSION,
-        "round": base._given(args, "round", stored, "run"),
-        "model": model,
-        "dataset": dataset,
-        "mode": name,
-        "start": start,
-        "problem_ids": [p.id for p in problems],
-        "prompt": mode.agent.prompt.as_record(),
-        "agent": {"name": name, **mode.agent.settings()},
-        "backend": backend,
-        "engine": engine,
-        "profile": None,
-        "environment": environment(),
-        "sessions": list(stored.get("sessions", [])) if stored else [],
-    }
-    if stored:
-        check_resumable(stored, settings)
-        if stored.get("agent") != settings["agent"]:
-            raise ResultsError(
-                f"--resume folder ran {name} with {stored.get('agent')}, not"
-                f" {settings['agent']}; resume with the same agent flags or start a new run"
-            )
-        run_dir = Path(args.resume)
-        check_writable(run_dir)
-    else:
-        check_writable(Path(args.results_dir))
-        run_dir = new_run_dir(Path(args.results_dir), settings["round"], model, dataset,
-                              len(problems))  # fmt: skip
-    started = dt.datetime.now().isoformat(timespec="seconds")
-    session = {"started": started, "backend": backend, "requested": engine, "engine": engine}
-    settings["sessions"].append(session)
-    return base.RunPlan(
-        run_dir=run_dir, is_resume=stored is not None, problems=problems, mode=mode,
-        backend=backend, engine_settings=engine, settings=settings,
-    )  # fmt: skip
+    profile = _profile(args) if getattr(args, "profile", None) else None
+    plan = plan_for_mode(args, stored, name, mode, profile)
+    # States are persisted after every step, so a crash loses one step, not a chunk; and
+    # one chunk keeps a run at R engine calls rather than R per chunk.
+    return dataclasses.replace(plan, chunk_size=None)
 
 
 def run(args: argparse.Namespace) -> int:

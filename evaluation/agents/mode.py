@@ -50,7 +50,11 @@ class AgentMode:
         return self.agent.name
 
     def settings(self) -> dict[str, object]:
-        return {"agent": self.agent.settings()}
+        """The prompt and the agent's settings: a resume must match both."""
+        return {
+            "prompt": self.agent.prompt.as_record(),
+            "agent": {"name": self.agent.name, **self.agent.settings()},
+        }
 
     def run_batches(self, engine: Engine, problems: Sequence[Problem]) -> Iterator[ModeBatch]:
         states = [self._restore(problem) for problem in problems]

@@ -129,3 +129,20 @@ def test_unknown_agent_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert code == 2 and "did you mean 'majority_vote'" in err and err.count("\n") == 1
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_infertune_eval_runs_agents_and_resume_must_match(tmp_path: Path, capsys) -> None:
+    from tuner.cli import main as infertune
+
+    flags = [*AGENT_ARGS, "--agent", "majority_vote", "--num_runs", "2", "--count", "2"]
+    assert infertune(["eval", *flags, "--results_dir", str(tmp_path)]) == 0
+    run_dir = only_run_dir(tmp_path)
+    settings = json.loads((run_dir / "run.json").read_text())
+    assert settings["prompt"]["decoding"]["temperature"] == 0.7  # sampling by default
+    before = (run_dir / "records.jsonl").read_bytes()
+    capsys.readouterr()
+    assert infertune(["eval", "--resume", str(run_dir), "--num_runs", "3"]) == 2
+    assert "num_runs" in capsys.readouterr().err
+    assert infertune(["eval", "--resume", str(run_dir)]) == 0  # complete: reports only
+    assert (run_dir / "records.jsonl").read_bytes() == before
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) == 3
