@@ -21,6 +21,7 @@
 #   BENCH_SELECT: pytest -k expression for the benchmark suite (default: every gpu case)
 #   BASELINE [benchmarks/baseline-gpu-<hardware id>.json]: stored benchmark JSON to gate
 #   MAX_DROP [10%]: largest throughput drop the gate accepts
+#   TIME_SCALE [1]: multiplies every step's time limit (slow or shared machines)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -60,7 +61,7 @@ failed=0
 # step NAME LIMIT_S CMD...: run CMD under a time limit, its stdout to $OUT/NAME.log and its
 # stderr to $OUT/NAME.stderr.log, and record the outcome in $STEPS.
 step() {
-    local name=$1 limit=$2 start status
+    local name=$1 limit=$(($2 * ${TIME_SCALE:-1})) start status
     shift 2
     echo "== $name (limit ${limit}s): $*"
     start=$(date +%s)

@@ -33,12 +33,13 @@ def speedup_run(tmp_path_factory) -> tuple[int, Path]:
     out = tmp_path_factory.mktemp("speedup") / "out"
     code = main(
         ["speedup", "--model", "synthetic:small", "--dataset", "synthetic", "--count", "16",
-         "--max-new-tokens", "24", "--configs", BASELINE, *BATCHED, TUNED,
+         "--max-new-tokens", "16", "--configs", BASELINE, *BATCHED, TUNED,
          "--profiles-dir", str(out.parent / "no-profiles"), "--out", str(out)]
     )  # fmt: skip
     return code, out
 
 
+@pytest.mark.slow
 def test_end_to_end_writes_four_files_with_batched_speedups(speedup_run) -> None:
     code, out = speedup_run
     assert code == 0
@@ -60,6 +61,7 @@ def test_end_to_end_writes_four_files_with_batched_speedups(speedup_run) -> None
     assert report["hardware_id"] == hardware_id(fingerprint())
 
 
+@pytest.mark.slow
 def test_end_to_end_table_csv_and_plot(speedup_run) -> None:
     _, out = speedup_run
     markdown = (out / "speedup.md").read_text()
