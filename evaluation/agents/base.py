@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from engines import Completion, GenerationRequest
@@ -178,8 +178,6 @@ class Agent(abc.ABC):
     def request(self, *, prompt: str | None = None, messages: Sequence[dict] | None = None,
                 **decoding: object) -> GenerationRequest:  # fmt: skip
         """A request with the run's budget and stops; ``decoding`` overrides the prompt's."""
-        from dataclasses import replace
-
         chosen = replace(self.prompt.decoding, **decoding) if decoding else self.prompt.decoding
         return GenerationRequest(
             prompt=prompt,

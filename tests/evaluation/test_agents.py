@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engines import Decoding, load_engine
+from engines import BatchOutput, Completion, Decoding, Engine, load_engine
 from evaluation.agents import AGENTS, AgentMode, make_agent
 from evaluation.agents.majority_vote import vote
 from evaluation.agents.solver_checker import CHECK_TEMPLATE
@@ -146,3 +146,38 @@ def test_infertune_eval_runs_agents_and_resume_must_match(tmp_path: Path, capsys
     assert infertune(["eval", "--resume", str(run_dir)]) == 0  # complete: reports only
     assert (run_dir / "records.jsonl").read_bytes() == before
     assert len((run_dir / "metrics.csv").read_text().splitlines()) == 3
+
+
+class PlanningModel(Engine):
+    """A model whose plans are numbered lists: the fan-out random weights never produce."""
+
+    name = "planning"
+
+    def iter_batches(self, requests):
+        self.stats.num_generate_calls += 1
+        replies = []
+        for request in requests:
+            text = request.prompt
+            if text.startswith("Break the following"):
+                reply = "1. find the total\n2. subtract the gifts\n3. state it"
+            elif text.startswith("Review this"):
+                reply = "VERDICT: CORRECT"
+            else:
+                reply = f"So it is \\boxed{{{len(text) % 7}}}."
+            replies.append((Completion(reply, 10, 4, "eos"),))
+        yield BatchOutput(tuple(range(len(requests))), tuple(replies))
+
+
+def test_plan_and_reflect_runs_every_subproblem_of_every_problem_in_one_call() -> None:
+    problems = load_problems("synthetic", count=5)
+    model = PlanningModel()
+    agent = make_agent("plan_and_reflect", max_iterations=2, max_subproblems=3)
+    results = [r for b in AgentMode(agent=agent).run_batches(model, problems) for r in b.results]
+    assert (
+        model.stats.num_generate_calls == 4
+    )  # plan, execute (15 sub-problems), integrate, reflect
+    for result in results:
+        roles = [entry["role"] for entry in result.extra["trace"]]
+        assert roles == ["planner", *["executor"] * 3, "integrator", "reflector"]
+        assert result.extra["plan"] == ["find the total", "subtract the gifts", "state it"]
+        assert result.extra["stopped"] == "accepted"
