@@ -17,7 +17,8 @@
 #   OUT_DIR [docs/results/<UTC date>-<hardware id>]   PYTHON [python]
 #   COUNT [32] MAX_NEW_TOKENS [96]: speedup workload; TUNE_COUNT [24] TUNE_MAX_NEW_TOKENS [64]
 #   N_TRIALS [4]: tune trials (the batch-1 parity reference included)
-#   SPEEDUP_CONFIGS [all]: e.g. "baseline transformers-bs16 tuned"
+#   SPEEDUP_CONFIGS [baseline transformers-bs16 transformers-bs32 vllm-seqs64 tuned]: one vLLM
+#     row only, as each vLLM start (graph capture) costs about a minute of the 8
 #   BENCH_SELECT: pytest -k expression for the benchmark suite (default: every gpu case)
 #   BASELINE [benchmarks/baseline-gpu-<hardware id>.json]: stored benchmark JSON to gate
 #   MAX_DROP [10%]: largest throughput drop the gate accepts
@@ -47,6 +48,7 @@ MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-96}
 TUNE_COUNT=${TUNE_COUNT:-24}
 TUNE_MAX_NEW_TOKENS=${TUNE_MAX_NEW_TOKENS:-64}
 N_TRIALS=${N_TRIALS:-4}
+SPEEDUP_CONFIGS=${SPEEDUP_CONFIGS:-baseline transformers-bs16 transformers-bs32 vllm-seqs64 tuned}
 MAX_DROP=${MAX_DROP:-10%}
 HWID=$("$PY" -c "from tuner.hardware import fingerprint, hardware_id; print(hardware_id(fingerprint()))")
 OUT=${OUT_DIR:-docs/results/$(date -u +%Y-%m-%d)-$HWID}
@@ -92,7 +94,7 @@ step tune 150 "$PY" -m tuner.cli tune --model "$MODEL" --dataset "$DATASET" --ba
 # shellcheck disable=SC2086 # SPEEDUP_CONFIGS is a list of names
 step speedup 240 "$PY" -m tuner.cli speedup --model "$MODEL" --dataset "$DATASET" \
     --count "$COUNT" --max-new-tokens "$MAX_NEW_TOKENS" --out "$OUT" --profiles-dir "$PROFILES" \
-    --time-limit 200 ${SPEEDUP_CONFIGS:+--configs $SPEEDUP_CONFIGS}
+    --time-limit 200 --configs $SPEEDUP_CONFIGS
 # On CPU the gpu-marked cases skip; their CPU twins run the same code instead.
 if [ "$has_cuda" = 1 ]; then select_args=(-m gpu); else select_args=(-m "not gpu"); fi
 [ -n "${BENCH_SELECT:-}" ] && select_args+=(-k "$BENCH_SELECT")
