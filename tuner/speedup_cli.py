@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         threads=os.environ.get("OMP_NUM_THREADS"),
     )
     paths = write_report(report, out)
-    Console().print(rich_table(report))
+    # Ten columns do not fit the 80 a console assumes when piped into a log.
+    Console(width=None if sys.stdout.isatty() else 160).print(rich_table(report))
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
     console.print(f"wrote {', '.join(str(p) for p in paths)}", markup=False)
