@@ -26,7 +26,7 @@ from evaluation.errors import ResultsError
 
 # majority_vote samples; greedy would give k identical answers
 SAMPLING_DEFAULTS = {"majority_vote": {"temperature": 0.7, "top_p": 0.95, "seed": 0}}
-# agent flag -> (stored settings key); the values a resume takes from the folder
+# agent flags named like the agents' fields; a resume takes the folder's values for those not given
 AGENT_FLAGS = ("num_runs", "max_iterations", "checker_model", "max_subproblems")
 
 
@@ -40,7 +40,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--max_iterations",
         type=int,
-        help="solver/checker attempts, plan-reflect rounds or tool runs",
+        help="solver/checker attempts (default: 3), plan-reflect rounds or tool runs (default: 2)",
     )
     add("--checker_model", help="solver_checker*: a separate model for the checker role")
     add("--max_subproblems", type=int, help="plan_and_reflect: sub-problems per plan (default: 3)")
@@ -50,9 +50,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from evaluation.eval import add_arguments as add_eval_arguments
 
-    add_eval_arguments(parser)
-    if "--agent" not in parser._option_string_actions:  # eval.py may already include ours
-        add_agent_arguments(parser)
+    add_eval_arguments(parser)  # which includes add_agent_arguments
 
 
 def build_agent(name: str, args: argparse.Namespace, prompt: object, stored: dict | None):  # noqa: ANN201
@@ -63,7 +61,7 @@ def build_agent(name: str, args: argparse.Namespace, prompt: object, stored: dic
     saved = dict((stored or {}).get("agent") or {})
     values = {flag: getattr(args, flag, None) for flag in AGENT_FLAGS}
     values = {k: v if v is not None else saved.get(k) for k, v in values.items()}
-    wall = args.sandbox_timeout or saved.get("sandbox_wall_seconds")
+    wall = getattr(args, "sandbox_timeout", None) or saved.get("sandbox_wall_seconds")
     if wall is not None:
         if wall <= 0:
             raise ConfigError(f"--sandbox_timeout must be > 0, got {wall}")

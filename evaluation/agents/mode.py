@@ -57,7 +57,8 @@ class AgentMode:
         }
 
     def run_batches(self, engine: Engine, problems: Sequence[Problem]) -> Iterator[ModeBatch]:
-        states = [self._restore(problem) for problem in problems]
+        saved = latest_states(self.store.records) if self.store else {}
+        states = [self._restore(problem, saved.get(problem.id)) for problem in problems]
         finished = [s for s in states if s.is_done]  # crashed between state and result lines
         if finished:
             yield ModeBatch(results=tuple(self._result(s) for s in finished), engine_s=0.0)
@@ -68,7 +69,8 @@ class AgentMode:
             for state in active:
                 state.step += 1
                 if state.step >= self.agent.max_steps() and not state.is_done:
-                    raise RuntimeError(f"{self.agent.name} exceeded its {state.step} steps")
+                    limit = self.agent.max_steps()  # the engine-call bound must hold
+                    raise RuntimeError(f"{self.agent.name} did not finish in max_steps={limit}")
             self._persist(active)
             done = tuple(self._result(s) for s in active if s.is_done)
             yield ModeBatch(results=done, engine_s=engine_s)
@@ -86,8 +88,7 @@ class AgentMode:
             | self.agent.extra_metrics(records)
         )
 
-    def _restore(self, problem: Problem) -> AgentState:
-        saved = latest_states(self.store.records).get(problem.id) if self.store else None
+    def _restore(self, problem: Problem, saved: dict | None) -> AgentState:
         if saved is None:
             return self.agent.start(problem)
         return AgentState.from_record(problem, saved["state"])
