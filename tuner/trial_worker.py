@@ -23,14 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engines import Engine, GenerationRequest, load_engine
+from engines import Engine, load_engine
 from engines.errors import EngineOutOfMemoryError, InfertuneError
 from tuner.benchmark import FAULT_ENV, TrialResult
 from tuner.measure import GpuSampler, GpuUsage, LatencyTracker, PeakMemory, Stats
 from tuner.workload import Workload
 
 WARMUP_REQUESTS = 2
-WARMUP_TOKENS = 4
+# The setting that bounds how many sequences run together, per backend.
+BATCH_KNOBS = ("batch_size", "max_num_seqs", "max_requests_per_batch")
 
 
 def install_fault(engine: Engine, fault: str) -> None:
@@ -70,15 +71,13 @@ class _DoesNotFit(Exception):
         self.splits = splits
 
 
-def _warm_up(engine: Engine, workload: Workload) -> None:
-    # First calls allocate buffers and pick kernels; keep that out of the timing.
-    length = min(WARMUP_TOKENS, workload.max_new_tokens)
-    engine.generate(
-        [
-            GenerationRequest(prompt=p, max_new_tokens=length, target_output_tokens=length)
-            for p in workload.prompts[:WARMUP_REQUESTS]
-        ]
-    )
+def _warm_up(engine: Engine, workload: Workload, settings: dict[str, Any]) -> None:
+    # One full batch at the workload's real lengths: a token-sized warm-up left
+    # the allocator's growth to batch-sized caches inside the timed run (a
+    # 32-row batch took twice as long the first time as the second), which made
+    # large batches look no faster than batch 1.
+    size = next((settings[key] for key in BATCH_KNOBS if settings.get(key)), WARMUP_REQUESTS)
+    engine.generate(workload.requests()[:size])
 
 
 def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, Any]:
@@ -139,7 +138,7 @@ def measure(spec: dict[str, Any], progress: Path) -> TrialResult:
             if os.environ.get(FAULT_ENV):
                 install_fault(engine, os.environ[FAULT_ENV])
             load_seconds = time.perf_counter() - start
-            _warm_up(engine, workload)
+            _warm_up(engine, workload, spec["settings"])
             engine.stats.num_oom_splits = 0
             metrics = _timed_run(engine, workload, progress)
             resolved = engine.settings() if hasattr(engine, "settings") else {}

@@ -64,21 +64,23 @@ def test_json_record_has_every_field(generous: ProbeResult) -> None:
 
 
 def test_tight_limit_shrinks_until_a_real_generation_fits(generous: ProbeResult) -> None:
-    # 4 MiB beyond the weights cannot hold 512 sequences (~0.5 MiB each), so the
+    # 4 MiB beyond the weights cannot hold 64 sequences (~0.5 MiB each), so the
     # first confirmation fails under the rlimit and the size shrinks by 10% a
-    # step.  The start is far above the limit because address space that malloc
-    # reserved earlier (thread arenas) is usable without growing the process.
+    # step.  The start is well above the limit because address space that malloc
+    # reserved earlier (thread arenas) is usable without growing the process;
+    # 64 fails here within ~14 attempts (512 took ~40 and minutes of CPU).
     limit = generous.weights_bytes + 4 * MIB
-    data = _cli_json("--memory-limit", str(limit), "--start-batch-size", "512")
+    data = _cli_json("--memory-limit", str(limit), "--start-batch-size", "64")
     attempts, shrinks = data["attempts"], data["shrinks"]
     assert data["available_bytes"] == 4 * MIB
-    assert attempts[0] == {**attempts[0], "batch_size": 512, "ok": False}
-    assert "allocate memory" in attempts[0]["error"]
+    assert attempts[0] == {**attempts[0], "batch_size": 64, "ok": False}
+    # The allocator's failure, or the engine's report after splitting down to one request.
+    assert any(text in attempts[0]["error"] for text in ("allocate memory", "out of memory"))
     assert attempts[-1]["ok"] and not any(a["ok"] for a in attempts[:-1])
     assert [s["from_batch"] for s in shrinks] == [a["batch_size"] for a in attempts[:-1]]
     assert [s["to_batch"] for s in shrinks] == [a["batch_size"] for a in attempts[1:]]
     assert all(s["to_batch"] == int(s["from_batch"] * 0.9) for s in shrinks)
-    assert 1 <= data["confirmed_batch"] < 512
+    assert 1 <= data["confirmed_batch"] < 64
     # The memory model agrees: 4 MiB holds only a few of these sequences.
     assert data["predicted_max_batch"] < 16
 
@@ -139,6 +141,10 @@ def test_run_probe_validates_before_loading() -> None:
 
 def _cli_json(*flags: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    # As a user runs it: the test suite's TOKENIZERS_PARALLELISM=false changes
+    # how much address space the process has reserved before the rlimit is set,
+    # and an address-space limit on CPU is only as exact as that baseline.
+    env.pop("TOKENIZERS_PARALLELISM", None)
     command = [sys.executable, "-m", "tuner.cli", "probe", "--model", "synthetic:tiny",
                "--dataset", "synthetic", "--num-problems", "8", "--json", *flags]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
