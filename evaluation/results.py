@@ -70,19 +70,33 @@ def check_writable(directory: Path) -> None:
         ) from None
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new file, never half."""
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
+
+    The data goes to a temporary file in the same folder, is flushed and
+    ``fsync``-ed, and is then moved into place with ``os.replace``; on any
+    failure the temporary file is removed and the old file is left as it was.
+
+    Args:
+        path: The file to write; missing parent folders are created.
+        data: Text (written as UTF-8) or bytes.
+
+    Returns:
+        ``path``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    mode, encoding = ("w", "utf-8") if isinstance(data, str) else ("wb", None)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+    return path
 
 
 def environment() -> dict[str, object]:

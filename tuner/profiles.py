@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.errors import InfertuneError
+from evaluation.results import write_atomic
 from tuner.hardware import Hardware, LibraryVersions, hardware_id
 
 SCHEMA_VERSION = 1
@@ -332,18 +332,7 @@ def save_profile(
                 f"refusing to overwrite {target}, which is not a readable profile ({error});"
                 " move it away first"
             ) from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
+    return write_atomic(target, text)
 
 
 def find_profile(

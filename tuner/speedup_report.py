@@ -13,13 +13,13 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from evaluation.results import write_atomic
 from tuner.hardware import GIB, Hardware
 from tuner.speedup import SpeedupRow
 
@@ -194,24 +194,16 @@ def write_report(report: SpeedupReport, out_dir: str | os.PathLike[str]) -> list
     """Write the four files into ``out_dir`` (created if needed), each atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    writers: dict[str, Callable[[Any], None]] = {
-        "speedup.md": lambda h: h.write(to_markdown(report).encode()),
-        "speedup.csv": lambda h: h.write(to_csv(report).encode()),
-        "speedup.json": lambda h: h.write(json.dumps(report.as_dict(), indent=2).encode() + b"\n"),
-        "speedup.png": lambda h: plot(report, h),
+    renderers: dict[str, Callable[[], str | bytes]] = {
+        "speedup.md": lambda: to_markdown(report).encode(),
+        "speedup.csv": lambda: to_csv(report).encode(),
+        "speedup.json": lambda: json.dumps(report.as_dict(), indent=2).encode() + b"\n",
+        "speedup.png": lambda: _png(report),
     }
-    return [_write_atomic(out / name, write) for name, write in writers.items()]
+    return [write_atomic(out / name, render()) for name, render in renderers.items()]
 
 
-def _write_atomic(target: Path, write: Callable[[Any], None]) -> Path:
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return target
+def _png(report: SpeedupReport) -> bytes:
+    buffer = io.BytesIO()
+    plot(report, buffer)
+    return buffer.getvalue()

@@ -25,6 +25,7 @@ from typing import Any
 
 from engines import Engine, load_engine
 from engines.errors import EngineOutOfMemoryError, InfertuneError
+from evaluation.results import write_atomic
 from tuner.benchmark import FAULT_ENV, TrialResult
 from tuner.measure import GpuSampler, GpuUsage, LatencyTracker, PeakMemory, Stats
 from tuner.workload import Workload
@@ -159,9 +160,7 @@ def _one_line(error: BaseException) -> str:
 def main(argv: list[str]) -> int:
     spec_path, result_path, progress_path = map(Path, argv)
     result = measure(json.loads(spec_path.read_text()), progress_path)
-    temp = result_path.with_suffix(".tmp")
-    temp.write_text(json.dumps(result.as_dict()))
-    os.replace(temp, result_path)  # the parent never reads half a result
+    write_atomic(result_path, json.dumps(result.as_dict()))  # the parent never reads half a result
     return 0
 
 
