@@ -14,15 +14,21 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engines.errors import InfertuneError
 
 if TYPE_CHECKING:
+    from engines import Engine
     from evaluation.plan import RunPlan
     from evaluation.records import RecordStore
+
+# Opens the engine(s) a run generates with, on an ExitStack that closes them; an
+# agent with a separate checker model opens two (see evaluation.eval_agent).
+EngineOpener = Callable[["RunPlan", "RecordStore", ExitStack], "Engine"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,19 +66,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one evaluation; returns 0, or 1 when some problems failed (retry with --resume)."""
-    from rich.console import Console
-
     if getattr(args, "agent", None) or _resumes_agent_run(args):
         from evaluation.eval_agent import run as run_agent
 
         return run_agent(args)
     from evaluation.plan import build_plan
+
+    return execute(build_plan(args, resolve_profile(args)), detailed=args.detailed)
+
+
+def open_engine(plan: RunPlan, store: RecordStore, stack: ExitStack) -> Engine:
+    """Load the plan's engine, closed when ``stack`` unwinds (the default :data:`EngineOpener`)."""
+    from engines import load_engine
+
+    model = plan.settings["model"]
+    return stack.enter_context(load_engine(plan.backend, model, **plan.engine_settings))
+
+
+def execute(plan: RunPlan, *, detailed: bool, open_engines: EngineOpener = open_engine) -> int:
+    """Generate what ``plan`` still lacks, write the reports and print the summary.
+
+    Args:
+        plan: The checked plan (standard mode or an agent).
+        detailed: Print every problem's verdict as it finishes.
+        open_engines: Opens the run's engine(s) just before generation.
+
+    Returns:
+        0, or 1 when some problems failed (retry with ``--resume``).
+    """
+    from rich.console import Console
+
     from evaluation.progress import summary_table
     from evaluation.records import RECORDS_FILE, RecordStore
     from evaluation.reports import write_reports
     from evaluation.results import save_settings
 
-    plan = build_plan(args, _profile(args))
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with RecordStore(plan.run_dir) as store:
@@ -80,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             errors: tuple[str, ...] = ()
             try:
                 if done < len(plan.problems):  # a finished run needs no model for its reports
-                    errors = _generate(plan, store, done, args.detailed)
+                    errors = _generate(plan, store, done, detailed, open_engines)
                 else:
                     save_settings(plan.run_dir, plan.settings)
             finally:  # even on Ctrl-C the derived files match the records
@@ -100,9 +128,13 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary.num_failed else 0
 
 
-def _profile(args: argparse.Namespace) -> dict | None:
-    """The ``--profile`` to apply, as ``build_plan`` takes it, or ``None``."""
-    if not args.profile:
+def resolve_profile(args: argparse.Namespace) -> dict | None:
+    """The ``--profile`` to apply, as ``build_plan`` takes it, or ``None``.
+
+    Raises:
+        ProfileError: no profile for the model on this machine, or one for another model.
+    """
+    if not getattr(args, "profile", None):
         return None
     from tuner.hardware import fingerprint, hardware_id
     from tuner.profiles import ProfileError, check_compatible, find_profile, load_profile
@@ -138,13 +170,15 @@ def _resumes_agent_run(args: argparse.Namespace) -> bool:
     return bool(load_settings(Path(args.resume)).get("agent"))
 
 
-def _generate(plan: RunPlan, store: RecordStore, done: int, detailed: bool) -> tuple[str, ...]:
-    from engines import load_engine
+def _generate(
+    plan: RunPlan, store: RecordStore, done: int, detailed: bool, open_engines: EngineOpener
+) -> tuple[str, ...]:
     from evaluation.progress import RunProgress
     from evaluation.results import save_settings
     from evaluation.runner import run_problems
 
-    with load_engine(plan.backend, plan.settings["model"], **plan.engine_settings) as engine:
+    with ExitStack() as stack:
+        engine = open_engines(plan, store, stack)
         if hasattr(engine, "settings"):  # the resolved settings, defaults included
             plan.settings["engine"] = plan.settings["sessions"][-1]["engine"] = engine.settings()
         save_settings(plan.run_dir, plan.settings)
@@ -158,7 +192,19 @@ def _generate(plan: RunPlan, store: RecordStore, done: int, detailed: bool) -> t
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.eval", description=__doc__)
+    """``python -m evaluation.eval``: exit 0, 1 (some problems failed), 2 (bad input), 130."""
+    return run_cli(argv, prog="python -m evaluation.eval", description=__doc__, run=run)
+
+
+def run_cli(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str | None,
+    run: Callable[[argparse.Namespace], int],
+) -> int:
+    """Parse the eval flags, call ``run`` and map errors to one-line messages and exit codes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

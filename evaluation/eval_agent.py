@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import shutil
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from engines.errors import ConfigError, InfertuneError
+from engines.errors import ConfigError
 from evaluation.errors import ResultsError
 
 # majority_vote samples; greedy would give k identical answers
@@ -87,18 +86,17 @@ def build_agent_plan(args: argparse.Namespace):  # noqa: ANN201 - an evaluation.
         for flag, value in SAMPLING_DEFAULTS.get(name, {}).items():
             if getattr(sampling, flag) is None:
                 setattr(sampling, flag, value)
-    prompt = base._prompt(sampling, stored["prompt"] if stored else None)
+    prompt = base.prompt_settings(sampling, stored["prompt"] if stored else None)
     agent = build_agent(name, args, prompt, stored)
     mode = AgentMode(agent=agent)
     return _plan(args, stored, name, mode)
 
 
 def _plan(args: argparse.Namespace, stored: dict | None, name: str, mode: object):  # noqa: ANN202
-    from evaluation.eval import _profile
+    from evaluation.eval import resolve_profile
     from evaluation.plan import plan_for_mode
 
-    profile = _profile(args) if getattr(args, "profile", None) else None
-    plan = plan_for_mode(args, stored, name, mode, profile)
+    plan = plan_for_mode(args, stored, name, mode, resolve_profile(args))
     # States are persisted after every step, so a crash loses one step, not a chunk; and
     # one chunk keeps a run at R engine calls rather than R per chunk.
     return dataclasses.replace(plan, chunk_size=None)
@@ -106,77 +104,33 @@ def _plan(args: argparse.Namespace, stored: dict | None, name: str, mode: object
 
 def run(args: argparse.Namespace) -> int:
     """Run one agent evaluation; 0, or 1 when some problems failed (retry with --resume)."""
-    from rich.console import Console
+    from evaluation.eval import execute
 
-    from evaluation.progress import summary_table
-    from evaluation.records import RECORDS_FILE, RecordStore
-    from evaluation.reports import write_reports
-    from evaluation.results import save_settings
-
-    plan = build_agent_plan(args)
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with RecordStore(plan.run_dir) as store:
-            plan.mode.store = store
-            done = sum(p.id in store.done for p in plan.problems)
-            errors: tuple[str, ...] = ()
-            try:
-                if done < len(plan.problems):
-                    errors = _generate(plan, store, done, args.detailed)
-                else:
-                    save_settings(plan.run_dir, plan.settings)
-            finally:  # even on Ctrl-C the derived files match the records
-                if store.records or plan.is_resume:
-                    extra = plan.mode.extra_metrics(list(store.done.values()))
-                    summary = write_reports(plan.run_dir, plan.settings, store.records, extra)
-    except BaseException:
-        records = plan.run_dir / RECORDS_FILE
-        if not plan.is_resume and (not records.exists() or not records.stat().st_size):
-            shutil.rmtree(plan.run_dir, ignore_errors=True)  # nothing generated: no empty folder
-        raise
-    Console().print(summary_table(plan.settings, summary, str(plan.run_dir)))
-    for error in errors:
-        print(f"warning: generation failed ({error}); rerun with --resume {plan.run_dir}",
-              file=sys.stderr)  # fmt: skip
-    return 1 if summary.num_failed else 0
+    return execute(build_agent_plan(args), detailed=args.detailed, open_engines=open_engines)
 
 
-def _generate(plan, store, done: int, detailed: bool) -> tuple[str, ...]:  # noqa: ANN001
+def open_engines(plan, store, stack: ExitStack):  # noqa: ANN001, ANN201 - see eval.EngineOpener
+    """The main engine, plus the checker's when ``--checker_model`` names another model.
+
+    Also hands the agent the record store, so that its states are saved after every step.
+    """
     from engines import load_engine
-    from evaluation.progress import RunProgress
-    from evaluation.results import save_settings
-    from evaluation.runner import run_problems
 
+    plan.mode.store = store
     model = plan.settings["model"]
     checker_model = plan.settings["agent"].get("checker_model")
-    with ExitStack() as stack:
-        engine = stack.enter_context(load_engine(plan.backend, model, **plan.engine_settings))
-        if checker_model and checker_model != model:
-            checker = load_engine(plan.backend, checker_model, **plan.engine_settings)
-            plan.mode.role_engines = {"checker": stack.enter_context(checker)}
-        if hasattr(engine, "settings"):  # the resolved settings, defaults included
-            plan.settings["engine"] = plan.settings["sessions"][-1]["engine"] = engine.settings()
-        save_settings(plan.run_dir, plan.settings)
-        with RunProgress(len(plan.problems), done, detailed=detailed) as progress:
-            outcome = run_problems(
-                engine, plan.mode, plan.problems, store,
-                first_index=plan.settings["start"], on_batch=progress.on_batch,
-            )  # fmt: skip
-    return outcome.errors
+    engine = stack.enter_context(load_engine(plan.backend, model, **plan.engine_settings))
+    if checker_model and checker_model != model:
+        checker = load_engine(plan.backend, checker_model, **plan.engine_settings)
+        plan.mode.role_engines = {"checker": stack.enter_context(checker)}
+    return engine
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.eval_agent", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except InfertuneError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+    """``python -m evaluation.eval_agent``: the exit codes of ``python -m evaluation.eval``."""
+    from evaluation.eval import run_cli
+
+    return run_cli(argv, prog="python -m evaluation.eval_agent", description=__doc__, run=run)
 
 
 if __name__ == "__main__":

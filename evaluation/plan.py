@@ -83,7 +83,8 @@ def engine_settings(
     return settings | parse_engine_args(args.engine_arg)
 
 
-def _prompt(args: argparse.Namespace, stored: dict | None) -> PromptSettings:
+def prompt_settings(args: argparse.Namespace, stored: dict | None) -> PromptSettings:
+    """Prompt and decoding settings: flags given, then ``stored`` (a resumed run's), defaults."""
     base = PromptSettings.from_record(stored) if stored else PromptSettings()
     decoding = {name: getattr(base.decoding, name) for name in ("temperature", "top_p", "seed")}
     decoding |= {n: getattr(args, n) for n in _DECODING_FLAGS if getattr(args, n) is not None}
@@ -101,7 +102,7 @@ def _given(args: argparse.Namespace, name: str, stored: dict | None, default: ob
 
 
 def _standard_mode(args: argparse.Namespace, stored: dict | None) -> Mode:
-    return StandardMode(prompt=_prompt(args, stored["prompt"] if stored else None))
+    return StandardMode(prompt=prompt_settings(args, stored["prompt"] if stored else None))
 
 
 # mode name -> factory(args, stored settings or None); agents register theirs here
