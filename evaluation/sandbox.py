@@ -23,12 +23,14 @@ adversary can get around an audit hook, so it is a guard rail for the kernel lay
   writes and deletes outside the work directory, reads of protected paths and of other
   processes' /proc entries, imports of the project's packages, ctypes and gc walks.
 
-``SandboxResult.protections`` lists the kernel layers a run actually got.
+``SandboxResult.protections`` lists the kernel layers a run actually got.  This module
+is the parent's side (limits, starting, supervising and classifying the child); what
+runs inside the child (bootstrap, kernel layers, audit hook) is
+:mod:`evaluation.sandbox_child`.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -49,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import ConfigError
+from evaluation.sandbox_child import CHILD_SOURCE, GUARDED_EVENTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,52 +63,6 @@ _UID_SLOTS = 100
 _READ_CHUNK = 1 << 16
 
 
-def _names(text: str) -> list[str]:
-    return text.split()
-
-
-# Audit events the in-sandbox guard refuses (see _install_guard).
-_GUARDED_EVENTS = {
-    "process": _names(
-        "os.fork os.forkpty os.system os.exec os.posix_spawn os.spawn subprocess.Popen"
-        " pty.spawn os.startfile"
-    ),
-    "network": _names(
-        "socket.connect socket.bind socket.sendto socket.sendmsg socket.getaddrinfo"
-        " socket.gethostbyname socket.gethostbyname_ex socket.gethostbyaddr"
-        " socket.getnameinfo urllib.Request http.client.connect ftplib.connect"
-        " smtplib.connect imaplib.open poplib.connect nntplib.connect telnetlib.Telnet.open"
-        " webbrowser.open"
-    ),
-    "low": _names(
-        "ctypes.dlopen ctypes.dlsym ctypes.dlsym/handle ctypes.call_function ctypes.cdata"
-        " gc.get_objects gc.get_referrers gc.get_referents resource.setrlimit"
-        " resource.prlimit sys.remote_exec"
-    ),
-    # event -> [[index of a path it modifies, index of that path's dir_fd or None], ...]
-    "writes": {
-        **dict.fromkeys(["os.remove", "os.rmdir", "shutil.rmtree"], [[0, 1]]),
-        **dict.fromkeys(["os.mkdir", "os.chmod", "os.mkfifo"], [[0, 2]]),
-        **dict.fromkeys(["os.chown", "os.utime", "os.mknod"], [[0, 3]]),
-        **dict.fromkeys(["os.rename", "os.link"], [[0, 2], [1, 3]]),
-        "os.symlink": [[1, 2]],
-        "shutil.move": [[0, None], [1, None]],
-        **dict.fromkeys(
-            _names(
-                "os.truncate os.setxattr os.removexattr os.chflags os.lchflags os.lchmod"
-                " shutil.chown shutil.make_archive tempfile.mkstemp tempfile.mkdtemp"
-            ),
-            [[0, None]],
-        ),
-        **dict.fromkeys(
-            _names(
-                "shutil.copyfile shutil.copymode shutil.copystat shutil.copytree"
-                " shutil.unpack_archive"
-            ),
-            [[1, None]],
-        ),
-    },
-}
 _POLL_SECONDS = 0.2
 
 
@@ -327,9 +284,9 @@ def _child_argv(
             p.name for p in REPO_ROOT.iterdir() if (p / "__init__.py").exists()
         ),
         "status_fd": status_fd,
-        "events": _GUARDED_EVENTS,
+        "events": GUARDED_EVENTS,
     }
-    return [sys.executable, "-s", "-P", "-c", _CHILD_SOURCE, json.dumps(config)]
+    return [sys.executable, "-s", "-P", "-c", CHILD_SOURCE, json.dumps(config)]
 
 
 def _covers(root: str, paths: set[str]) -> bool:
@@ -503,266 +460,3 @@ def _classify(
         except ValueError:
             return f"signal: {-exit_code}"
     return None
-
-
-# --- Child side ---------------------------------------------------------------------
-# The functions below run inside the sandboxed interpreter: their source is sent with
-# ``python -c``, so they import only the standard library, inside their bodies.
-
-
-def _child_main() -> None:
-    import json
-    import sys
-    import traceback  # noqa: F401  (loaded before the guard and the private uid)
-    import types  # noqa: F401
-
-    config = json.loads(sys.argv[1])
-    with open(config["code_file"], encoding="utf-8", errors="surrogateescape") as f:
-        source = f.read()
-    _isolate(config)
-    _install_guard(config)
-    status_fd = config["status_fd"]
-    del config
-    _run_user_code(source, status_fd)
-
-
-def _isolate(config: dict) -> None:
-    """Apply the kernel layers: namespaces, hidden paths, rlimits, private uid."""
-    import ctypes
-    import os
-    import resource
-
-    def note(line: str) -> None:
-        os.write(config["status_fd"], f"protection: {line}\n".encode())
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    is_root = os.geteuid() == 0
-    newnet, newns, newuser = 0x40000000, 0x00020000, 0x10000000
-    for flags in (newnet | newns, newnet):
-        if libc.unshare(flags if is_root else flags | newuser) == 0:
-            note("network namespace")
-            if flags & newns and is_root:
-                _mask_paths(libc, config, note)
-            break
-    cpu, memory = config["cpu_seconds"], config["memory_bytes"]
-    limits = {
-        resource.RLIMIT_CPU: (cpu, cpu + 1),
-        resource.RLIMIT_AS: (memory, memory),
-        resource.RLIMIT_FSIZE: (config["max_file_bytes"],) * 2,
-        resource.RLIMIT_CORE: (0, 0),
-        resource.RLIMIT_NOFILE: (256, 256),
-    }
-    # A private uid that cannot reach the interpreter's files would break every import.
-    uid = config["uid"] if is_root and _reachable(config["allow_reads"]) else None
-    if uid is not None:
-        limits[resource.RLIMIT_NPROC] = (config["max_processes"],) * 2
-    for which, value in limits.items():
-        resource.setrlimit(which, value)
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        note("private uid")
-        note("process limit")
-    pr_set_no_new_privs, pr_set_pdeathsig = 38, 1
-    if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) == 0:
-        note("no new privileges")
-    # Set after setuid, which clears it: the sandbox dies with the evaluation.
-    libc.prctl(pr_set_pdeathsig, 9, 0, 0, 0)
-
-
-def _mask_paths(libc: object, config: dict, note: object) -> None:
-    """Cover each mask with an empty read-only tmpfs, binding needed dirs back inside."""
-    import os
-
-    ms_nosuid, ms_nodev, ms_noexec, ms_remount, ms_rdonly = 2, 4, 8, 32, 1
-    ms_bind, ms_rec, ms_private, mnt_detach = 4096, 16384, 1 << 18, 2
-    masks, needed = config["masks"], config["allow_reads"]
-    inside = [p for p in needed if any(p.startswith(m + "/") for m in masks)]
-    inside = [p for p in inside if not any(p.startswith(q + "/") for q in inside)]
-    fds = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in inside if os.path.isdir(p)]
-    # Private propagation first, or the mounts would appear on the host too.
-    if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
-        return
-    flags = ms_nosuid | ms_nodev | ms_noexec
-    done = [m for m in masks if libc.mount(b"tmpfs", m.encode(), b"tmpfs", flags, b"mode=755") == 0]
-    for path, fd in fds:
-        os.makedirs(path, exist_ok=True)
-        source = f"/proc/self/fd/{fd}".encode()
-        if libc.mount(source, path.encode(), None, ms_bind | ms_rec, None) != 0:
-            for mask in done:
-                libc.umount2(mask.encode(), mnt_detach)
-            return
-        os.close(fd)
-    for mask in done:
-        libc.mount(None, mask.encode(), None, ms_remount | ms_rdonly | flags, None)
-        note(f"hidden {mask}")
-
-
-def _reachable(paths: list) -> bool:
-    """Whether a user who owns none of them can reach every path in ``paths``."""
-    import os
-    import stat
-
-    for path in paths:
-        parts = path.split("/")
-        for depth in range(2, len(parts)):
-            if not os.stat("/".join(parts[:depth])).st_mode & stat.S_IXOTH:
-                return False
-    return True
-
-
-def _run_user_code(source: str, status_fd: int) -> None:
-    import os
-    import sys
-    import traceback
-    import types
-
-    main = types.ModuleType("__main__")
-    main.__file__ = "main.py"
-    # A fresh __main__: the bootstrap's globals stay out of the code's reach.
-    sys.modules["__main__"] = main
-    try:
-        exec(compile(source, "main.py", "exec"), main.__dict__)
-    except SystemExit:
-        raise
-    except BaseException as exc:
-        if isinstance(exc, MemoryError):
-            os.write(status_fd, b"memory\n")
-        report = traceback.TracebackException(type(exc), exc, exc.__traceback__.tb_next)
-        # Frames of the sandbox itself (source "<string>") only distract the model.
-        frames = [f for f in report.stack if f.filename != "<string>"]
-        report.stack = traceback.StackSummary.from_list(frames)
-        print("".join(report.format()), end="", file=sys.stderr)
-        raise SystemExit(1) from None
-
-
-def _install_guard(config: dict) -> None:
-    """Install the audit hook that refuses what the code must not do.
-
-    Everything the hook uses is bound here, from C functions the code cannot
-    monkeypatch (``posix.*``, ``str`` methods), and lives only in closures.
-    """
-    import posix
-    import sys
-    from stat import S_ISDIR
-
-    events, resolve = config["events"], _path_resolver()
-    process, network, low_level = (frozenset(events[k]) for k in ("process", "network", "low"))
-    writes = {name: tuple(map(tuple, at)) for name, at in events["writes"].items()}
-    project = frozenset(config["project_modules"])
-    own_pid, status_fd, work = posix.getpid(), config["status_fd"], config["work_dir"]
-    guarded, allowed = tuple(config["guard_reads"]), tuple(config["allow_reads"])
-    write_flags = posix.O_WRONLY | posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_APPEND
-    write, lstat = posix.write, posix.lstat
-
-    def refuse(category: str, event: str, detail: object) -> None:
-        line = f"refused: {category}: {event} {detail!r}"[:400]
-        write(status_fd, (line + "\n").encode("utf-8", "replace"))
-        raise PermissionError(f"sandbox refused {category} access: {event} {detail!r}")
-
-    def within(path: str, roots: tuple) -> bool:
-        return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-    def check_read(event: str, path: str) -> None:
-        if within(path, guarded) and not within(path, allowed):
-            refuse("protected files", event, path)
-        head = path.split("/")[2] if path.startswith("/proc/") else ""
-        if head.isdigit() and int(head) != own_pid:
-            refuse("other processes", event, path)
-
-    def check_write(event: str, path: str) -> None:
-        if not within(path, (work,)) and path != "/dev/null":
-            refuse("filesystem", event, path)
-
-    def check_open(path: object, mode: object, flags: object) -> None:
-        if path is None or isinstance(path, int):
-            return  # wraps a descriptor that was itself checked when opened
-        resolved = resolve(path)
-        if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (flags or 0) & write_flags:
-            check_write("open", resolved)
-        check_read("open", resolved)
-        # os.open's event carries no dir_fd: a directory descriptor from outside the
-        # work dir could later anchor a write that the hook would resolve wrongly.
-        if mode is None and not within(resolved, (work,)):
-            try:
-                is_dir = S_ISDIR(lstat(resolved).st_mode)
-            except OSError:
-                is_dir = False
-            if is_dir:
-                refuse("filesystem", "os.open of a directory", resolved)
-
-    def hook(event: str, args: tuple) -> None:
-        if event == "open":
-            check_open(*args)
-        elif event in writes:
-            for path_at, fd_at in writes[event]:
-                dir_fd = args[fd_at] if fd_at is not None and fd_at < len(args) else None
-                check_write(event, resolve(args[path_at], dir_fd))
-        elif event in ("os.listdir", "os.scandir"):
-            if args and isinstance(args[0], (str, bytes)):
-                check_read(event, resolve(args[0]))
-        elif event == "import" and args[0].partition(".")[0] in project:
-            refuse("project code", event, args[0])
-        elif event in process or (event in ("os.kill", "os.killpg") and args[0] != own_pid):
-            refuse("process", event, args[0] if args else "")
-        elif event in network or (event == "socket.__new__" and args[1] != posix_af_unix):
-            refuse("network", event, args[1] if len(args) > 1 else "")
-        elif event in low_level:
-            refuse("low-level access", event, args[0] if args else "")
-
-    posix_af_unix = 1  # socketpair() (asyncio's self-pipe) is local and stays allowed
-    sys.addaudithook(hook)
-
-
-def _path_resolver() -> object:
-    """Return ``resolve(path, dir_fd=None)``: the absolute path with symlinks followed."""
-    import posix
-    from stat import S_ISLNK
-
-    getcwd, lstat, readlink, fspath = posix.getcwd, posix.lstat, posix.readlink, posix.fspath
-
-    def resolve(path: object, dir_fd: object = None) -> str:
-        if isinstance(path, int):
-            return readlink(f"/proc/self/fd/{path}")
-        text = fspath(path)
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "surrogateescape")
-        if not text.startswith("/"):
-            base = getcwd() if dir_fd in (None, -1) else readlink(f"/proc/self/fd/{dir_fd}")
-            text = base + "/" + text
-        parts, pending, hops = [], text.split("/")[::-1], 0
-        while pending:
-            part = pending.pop()
-            if part in ("", "."):
-                continue
-            if part == "..":
-                parts = parts[:-1]
-                continue
-            candidate = "/" + "/".join([*parts, part])
-            try:
-                is_link = S_ISLNK(lstat(candidate).st_mode)
-            except OSError:
-                is_link = False
-            if is_link and hops < 40:
-                hops += 1
-                target = readlink(candidate)
-                parts = [] if target.startswith("/") else parts
-                pending.extend(target.split("/")[::-1])
-            else:
-                parts.append(part)
-        return "/" + "/".join(parts)
-
-    return resolve
-
-
-_CHILD_FUNCTIONS = (
-    _child_main,
-    _isolate,
-    _mask_paths,
-    _reachable,
-    _run_user_code,
-    _install_guard,
-    _path_resolver,
-)
-_CHILD_SOURCE = "\n\n".join(inspect.getsource(f) for f in _CHILD_FUNCTIONS) + "\n\n_child_main()\n"
