@@ -9,21 +9,19 @@ text.  An out-of-memory batch is split in half and retried.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
-from engines.base import BatchOutput, Completion, Engine, GenerationRequest
-from engines.errors import ConfigError, EngineOutOfMemoryError, ModelLoadError
+from engines.base import BatchOutput, Completion, GenerationRequest
+from engines.errors import ConfigError, EngineOutOfMemoryError
+from engines.hf_base import DTYPES, HFEngine, free_memory
 from engines.stopping import STRATEGIES, RowLimit, RowStopper
-from engines.synthetic import resolve_model
-from engines.tokens import encode_prompt, eos_token_ids, finish
+from engines.tokens import encode_prompt
 
 logger = logging.getLogger(__name__)
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError, MemoryError)
 
 
@@ -56,27 +54,15 @@ class TransformersConfig:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
 
-class TransformersEngine(Engine):
+class TransformersEngine(HFEngine):
     name = "transformers"
 
     def __init__(self, config: TransformersConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.device = _device(config.device)
-        self.dtype = _dtype(config.dtype, self.device)
-        self._tokenizer, self.model = _load(config, self.device, self.dtype)
-        self.eos_ids = eos_token_ids(self._tokenizer, self.model.config)
+        super().__init__(config)
         # EOS is handled per row by RowStopper (it must be ignored for replayed
         # lengths), so generate() must not add its own EOS criterion from the
         # model's defaults.
         self.model.generation_config.eos_token_id = None
-
-    @property
-    def tokenizer(self):  # noqa: ANN201
-        return self._tokenizer
-
-    def settings(self) -> dict[str, object]:
-        return asdict(self.config) | {"resolved_dtype": str(self.dtype).removeprefix("torch.")}
 
     def iter_batches(self, requests: Sequence[GenerationRequest]) -> Iterator[BatchOutput]:
         self.stats.num_generate_calls += 1
@@ -107,7 +93,7 @@ class TransformersEngine(Engine):
                     " tokens): lower max_new_tokens or use a smaller model or dtype"
                 ) from error
             self.stats.num_oom_splits += 1
-            _free_memory(self.device)
+            free_memory(self.device)
             half = len(batch) // 2
             logger.warning(
                 "out of memory at batch %d; retrying as %d + %d",
@@ -146,14 +132,6 @@ class TransformersEngine(Engine):
             for k, (request, ids) in enumerate(batch)
         ]
 
-    def _finish(self, request, prompt_ids, rows) -> list[Completion]:  # noqa: ANN001
-        completions = [
-            finish(self._tokenizer, request, row, len(prompt_ids), self.eos_ids) for row in rows
-        ]
-        self.stats.prompt_tokens += len(prompt_ids)
-        self.stats.completion_tokens += sum(c.completion_tokens for c in completions)
-        return completions
-
     def _pad(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         # Left padding keeps every prompt's last token at the same position,
         # which is what batched decoding needs; the mask hides the pads.
@@ -183,10 +161,6 @@ class TransformersEngine(Engine):
             settings |= {"temperature": decoding.temperature, "top_p": decoding.top_p, "top_k": 0}
         return GenerationConfig(**settings)
 
-    def close(self) -> None:
-        self.model = None
-        _free_memory(self.device)
-
 
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` means an allocation failed (GPU or CPU)."""
@@ -198,49 +172,3 @@ def _row_limit(request: GenerationRequest) -> RowLimit:
     if request.target_output_tokens is not None:  # a replayed length ignores EOS and stops
         return RowLimit((), request.target_output_tokens, stops_on_eos=False)
     return RowLimit(request.stop, request.max_new_tokens, stops_on_eos=True)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, name)
-
-
-def _free_memory(device: torch.device) -> None:
-    import gc
-
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def _load(config: TransformersConfig, device: torch.device, dtype: torch.dtype):  # noqa: ANN202
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = resolve_model(config.model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            path, padding_side="left", trust_remote_code=config.trust_remote_code
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = AutoModelForCausalLM.from_pretrained(
-                path,
-                dtype=dtype,
-                attn_implementation=config.attn_implementation,
-                trust_remote_code=config.trust_remote_code,
-            )
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(
-            f"cannot load model {config.model!r}: {str(error).splitlines()[0]}"
-            " (give a local directory with config.json, a cached hub id, or synthetic:tiny)"
-        ) from error
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, model.to(device).eval()

@@ -24,14 +24,15 @@ import logging
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 
-from engines.base import BatchOutput, Completion, Decoding, Engine, GenerationRequest
+from engines.base import BatchOutput, Decoding, GenerationRequest
 from engines.errors import ConfigError, EngineOutOfMemoryError
-from engines.tokens import encode_prompt, eos_token_ids, finish
-from engines.transformers import DTYPES, OOM_ERRORS, _device, _dtype, _free_memory, _load
+from engines.hf_base import DTYPES, HFEngine
+from engines.tokens import encode_prompt
+from engines.transformers import OOM_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -89,27 +90,15 @@ class TransformersCBConfig:
         return self.num_blocks * self.page_size
 
 
-class TransformersCBEngine(Engine):
+class TransformersCBEngine(HFEngine):
     name = "transformers_cb"
 
     def __init__(self, config: TransformersCBConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.device = _device(config.device)
-        self.dtype = _dtype(config.dtype, self.device)
-        self._tokenizer, self.model = _load(config, self.device, self.dtype)  # type: ignore[arg-type]
-        self.eos_ids = eos_token_ids(self._tokenizer, self.model.config)
+        super().__init__(config)
         self._manager = None
         self._manager_decoding: Decoding | None = None
         self._finalizer: weakref.finalize | None = None
         self._num_calls = 0
-
-    @property
-    def tokenizer(self):  # noqa: ANN201
-        return self._tokenizer
-
-    def settings(self) -> dict[str, object]:
-        return asdict(self.config) | {"resolved_dtype": str(self.dtype).removeprefix("torch.")}
 
     def iter_batches(self, requests: Sequence[GenerationRequest]) -> Iterator[BatchOutput]:
         self.stats.num_generate_calls += 1
@@ -245,14 +234,6 @@ class TransformersCBEngine(Engine):
             auto_switch_to_flash=False,
         )
 
-    def _finish(self, request, prompt_ids, rows) -> list[Completion]:  # noqa: ANN001
-        completions = [
-            finish(self._tokenizer, request, row, len(prompt_ids), self.eos_ids) for row in rows
-        ]
-        self.stats.prompt_tokens += len(prompt_ids)
-        self.stats.completion_tokens += sum(c.completion_tokens for c in completions)
-        return completions
-
     def _drop_manager(self) -> None:
         manager, self._manager, self._manager_decoding = self._manager, None, None
         if manager is not None:
@@ -262,8 +243,7 @@ class TransformersCBEngine(Engine):
 
     def close(self) -> None:
         self._drop_manager()
-        self.model = None
-        _free_memory(self.device)
+        super().close()
 
 
 def _stop_before_exit(manager) -> None:  # noqa: ANN001
