@@ -29,3 +29,19 @@ requires_vllm = pytest.mark.skipif(not vllm_installed(), reason="vLLM is not ins
 requires_data = pytest.mark.skipif(
     not DATA_DIR.is_dir(), reason=f"data folder {DATA_DIR} is absent (set INFERTUNE_DATA_DIR)"
 )
+
+
+def spy_on_vllm_generate(engine: object) -> list[tuple[int, list[int]]]:
+    """Record each ``vllm.LLM.generate`` call of a vLLM ``engine``, then call through.
+
+    Returns the list that fills up, one ``(number of prompts, each prompt's n)`` a call.
+    """
+    seen: list[tuple[int, list[int]]] = []
+    real_generate = engine.llm.generate
+
+    def spy(prompts, sampling_params, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        seen.append((len(prompts), [p.n for p in sampling_params]))
+        return real_generate(prompts, sampling_params=sampling_params, **kwargs)
+
+    engine.llm.generate = spy
+    return seen

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engines import Decoding, GenerationRequest, load_engine
-from tests.conftest import requires_vllm
+from tests.conftest import requires_vllm, spy_on_vllm_generate
 from tests.engines.prompts import PROMPTS
 
 pytestmark = requires_vllm
@@ -28,14 +28,7 @@ def test_greedy_identical_across_runs_and_max_num_seqs(greedy_requests):
 
 def test_n_uses_vllm_native_sampling():
     with load_engine("vllm", "synthetic:tiny", max_num_seqs=8, **CPU) as engine:
-        seen = []
-        real_generate = engine.llm.generate
-
-        def spy(prompts, sampling_params, **kwargs):  # records, then calls through
-            seen.append((len(prompts), [p.n for p in sampling_params]))
-            return real_generate(prompts, sampling_params=sampling_params, **kwargs)
-
-        engine.llm.generate = spy
+        seen = spy_on_vllm_generate(engine)
         decoding = Decoding(temperature=0.8, n=4, seed=1)
         request = GenerationRequest(prompt=PROMPTS[0], decoding=decoding, max_new_tokens=8)
         outputs = engine.generate([request] * 3)

@@ -6,7 +6,7 @@ from engines import Decoding, load_engine
 from evaluation.agents import AgentMode, make_agent
 from evaluation.datasets import load_problems
 from evaluation.prompts import PromptSettings
-from tests.conftest import requires_vllm
+from tests.conftest import requires_vllm, spy_on_vllm_generate
 
 pytestmark = requires_vllm
 CPU = {"enforce_eager": True, "kv_cache_memory_bytes": 64 << 20, "dtype": "float32"}
@@ -17,14 +17,7 @@ def test_majority_vote_k5_is_one_request_per_problem_with_n5() -> None:
     prompt = PromptSettings(max_new_tokens=8, decoding=Decoding(temperature=0.8, seed=7))
     agent = make_agent("majority_vote", prompt=prompt, num_runs=5)
     with load_engine("vllm", "synthetic:tiny", max_num_seqs=32, **CPU) as engine:
-        seen = []
-        real_generate = engine.llm.generate
-
-        def spy(prompts, sampling_params, **kwargs):  # records, then calls through
-            seen.append((len(prompts), [p.n for p in sampling_params]))
-            return real_generate(prompts, sampling_params=sampling_params, **kwargs)
-
-        engine.llm.generate = spy
+        seen = spy_on_vllm_generate(engine)
         batches = list(AgentMode(agent=agent).run_batches(engine, problems))
     assert seen == [(6, [5] * 6)]  # one engine call, no duplicated prompts
     results = [r for batch in batches for r in batch.results]
