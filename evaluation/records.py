@@ -28,6 +28,9 @@ RECORDS_FILE = "records.jsonl"
 # batch reached the disk.  It acts at the lowest layer (the write itself), so
 # the test exercises the real recovery path.
 KILL_AFTER_BATCH_ENV = "INFERTUNE_KILL_AFTER_BATCH"
+# The same, but SIGSTOP: the process freezes right after the Nth batch, so a
+# test can kill whatever drives it (a sweep) at exactly that point.
+STOP_AFTER_BATCH_ENV = "INFERTUNE_STOP_AFTER_BATCH"
 
 
 def read_records(path: Path) -> tuple[list[dict], int]:
@@ -70,6 +73,8 @@ class RecordStore:
         self._num_appends = 0
         kill_after = os.environ.get(KILL_AFTER_BATCH_ENV)
         self._kill_after = int(kill_after) if kill_after else None
+        stop_after = os.environ.get(STOP_AFTER_BATCH_ENV)
+        self._stop_after = int(stop_after) if stop_after else None
 
     @property
     def done(self) -> dict[str, dict]:
@@ -92,6 +97,8 @@ class RecordStore:
         self._num_appends += 1
         if self._kill_after is not None and self._num_appends >= self._kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
+        if self._stop_after is not None and self._num_appends == self._stop_after:
+            os.kill(os.getpid(), signal.SIGSTOP)
 
     def close(self) -> None:
         self._handle.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.records import read_records
+from evaluation.records import STOP_AFTER_BATCH_ENV, read_records
 from evaluation.reports import ordered_problems
 from tuner.hardware import fingerprint, hardware_id
 from tuner.profiles import Profile, ProfileConfig, ProfileMetrics, save_profile
@@ -110,7 +110,10 @@ def test_sweep_runs_then_second_run_does_nothing(sweep_file: Path, reference: Pa
 def test_killed_sweep_resumes_to_identical_results(
     sweep_file: Path, reference: Path, tmp_path: Path
 ) -> None:
-    process = sweep(sweep_file, tmp_path, start_new_session=True)
+    # The eval child freezes right after its first batch is on disk, so the
+    # kill below lands mid-job however fast the machine is.
+    process = sweep(sweep_file, tmp_path, start_new_session=True,
+                    env=os.environ | {STOP_AFTER_BATCH_ENV: "1"})  # fmt: skip
     records = None
     deadline = time.monotonic() + 300
     while records is None and time.monotonic() < deadline:  # first job's first batch on disk
