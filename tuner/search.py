@@ -224,9 +224,17 @@ def is_feasible(trial: FrozenTrial) -> bool:
 
 
 def seed_study(study: optuna.Study, space: SearchSpace, previous: ProfileConfig | None) -> None:
-    """Enqueue the reference (so it runs first) and a previous profile's configuration."""
+    """Enqueue the reference (so it runs first), a previous profile, then each backend's
+    largest batch.
+
+    Throughput grows with batch size up to the memory bound (which the probe
+    sets as the space's largest batch), so each backend's largest batch is the
+    strongest prior; with a budget of a few trials, TPE's random start-up
+    phase alone would often never reach it.
+    """
     configs = [reference_config(space.dtypes[0])]
     configs += [previous] if previous is not None else []
+    configs += space.largest_batch_configs()
     for config in configs:
         params = space.params_of(config)
         if params is not None:  # skip_if_exists: a second worker does not enqueue it again

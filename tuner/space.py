@@ -146,6 +146,17 @@ class SearchSpace:
         inside = all(params[p] in getattr(self, f) for p, f in fields.items())
         return params if inside else None
 
+    def largest_batch_configs(self) -> list[ProfileConfig]:
+        """Per backend, its largest batch with the first choice of every other knob."""
+        configs = []
+        for backend in self.backends:
+            params = {"backend": backend, "dtype": self.dtypes[0]}
+            for param, setting, field in KNOBS[backend]:
+                choices = getattr(self, field)
+                params[param] = max(choices) if setting == BATCH_SETTING[backend] else choices[0]
+            configs.append(self.config_of(params))
+        return configs
+
     def grid(self) -> list[ProfileConfig]:
         """Every configuration of the space (the exhaustive baseline of the benchmark)."""
         configs = []

@@ -91,8 +91,7 @@ def test_an_oom_trial_is_recorded_infeasible_and_the_study_completes(tmp_path, t
     )
     settings = StudySettings(model=TINY, n_trials=3, seed=0)
     study = open_study(f"sqlite:///{tmp_path / 's.db'}", "oom", settings)
-    seed_study(study, space, None)
-    study.enqueue_trial(space.params_of(space.grid()[1]))  # batch 4: above the injected limit
+    seed_study(study, space, None)  # the reference, then batch 4: above the injected limit
     objective = Objective(
         space, tiny_workload, settings, env={"INFERTUNE_FAULT": "oom_above_batch:2"}
     )
@@ -155,7 +154,9 @@ def test_two_workers_share_one_study_without_loss_or_duplication(tmp_path):
     trials = study.get_trials()
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    assert sum("fixed_params" in t.system_attrs for t in trials) == 1  # the reference, once
+    # The seeds (the reference and the largest batch) ran once each, not once per worker.
+    seeded = [t.system_attrs["fixed_params"] for t in trials if "fixed_params" in t.system_attrs]
+    assert sorted(p["batch_size"] for p in seeded) == [1, 6]
 
 
 def test_tune_writes_a_profile_that_beats_batch_1_and_eval_uses_it(tmp_path):
@@ -220,3 +221,16 @@ def test_tune_writes_a_profile_that_beats_batch_1_and_eval_uses_it(tmp_path):
     assert settings["profile"]["path"] == str(path)
     assert settings["engine"]["batch_size"] == profile["config"]["settings"]["batch_size"]
     assert settings["engine"]["stopping"] == profile["config"]["settings"]["stopping"]
+
+
+def test_study_is_seeded_with_the_reference_then_each_backends_largest_batch(tmp_path):
+    space = SearchSpace(backends=("transformers", "vllm"), batch_sizes=(1, 4, 16))
+    study = open_study(f"sqlite:///{tmp_path / 's.db'}", "seed", StudySettings(model=TINY))
+    seed_study(study, space, None)
+    seed_study(study, space, None)  # a second worker enqueues nothing again
+    waiting = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
+    assert [(p["backend"], p.get("batch_size"), p.get("max_num_seqs")) for p in waiting] == [
+        ("transformers", 1, None),
+        ("transformers", 16, None),
+        ("vllm", None, 16),
+    ]
