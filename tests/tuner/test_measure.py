@@ -102,6 +102,7 @@ def test_peak_memory_below_an_earlier_peak_uses_samples() -> None:
         "with PeakMemory(interval_s=0.01) as big:\n"
         "    block = bytearray(400 * MIB)\n"
         "    block[::4096] = b'x' * len(block[::4096])\n"
+        "    import time; time.sleep(0.05)\n"  # held long enough for samples too
         "    del block\n"
         "with PeakMemory(interval_s=0.01) as small:\n"
         "    import time; time.sleep(0.03)\n"
