@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from engines import Completion, GenerationRequest
+from evaluation.agents.verdicts import Verdict
 from evaluation.datasets import Problem
 from evaluation.grading import answers_match, extract_answer
 from evaluation.prompts import PromptSettings
@@ -95,6 +96,21 @@ class AgentState:
 
     def finish(self) -> None:
         self.phase = DONE
+
+    def apply_verdict(self, verdict: Verdict, max_iterations: int) -> bool:
+        """Record a checker's verdict; finish on CORRECT or at the iteration limit.
+
+        Returns True when the problem goes on to another iteration (the verdict's
+        feedback is then in ``data["feedback"]``).
+        """
+        self.trace[-1] |= verdict.as_record()
+        if verdict.is_correct or self.iteration >= max_iterations:
+            self.data["stopped"] = "accepted" if verdict.is_correct else "max_iterations"
+            self.finish()
+            return False
+        self.data["feedback"] = verdict.feedback
+        self.iteration += 1
+        return True
 
 
 def case_type(first_correct: bool, final_correct: bool) -> str:

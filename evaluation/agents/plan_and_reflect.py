@@ -103,15 +103,8 @@ class PlanAndReflect(Agent):
             self._reflect(state, texts[0])
 
     def _reflect(self, state: AgentState, text: str) -> None:
-        verdict = parse_verdict(text)
-        state.trace[-1] |= verdict.as_record()
-        if verdict.is_correct or state.iteration >= self.max_iterations:
-            state.data["stopped"] = "accepted" if verdict.is_correct else "max_iterations"
-            state.finish()
-            return
-        state.data["feedback"] = verdict.feedback
-        state.iteration += 1
-        state.phase = "plan"
+        if state.apply_verdict(parse_verdict(text), self.max_iterations):
+            state.phase = "plan"
 
     def extra_fields(self, state: AgentState) -> dict[str, object]:
         return {"stopped": state.data.get("stopped"), "plan": state.data.get("plan")}

@@ -102,15 +102,9 @@ class SolverChecker(Agent):
     def judge(self, state: AgentState, checker_text: str) -> None:
         """Read the verdict: stop at CORRECT or the limit, else revise with the feedback."""
         verdict = parse_verdict(checker_text)
-        state.trace[-1] |= verdict.as_record()
-        if verdict.is_correct or state.iteration >= self.max_iterations:
-            state.data["stopped"] = "accepted" if verdict.is_correct else "max_iterations"
-            state.finish()
-            return
-        state.data["feedback"] = verdict.feedback
-        state.iteration += 1
-        self.on_feedback(state, verdict.feedback)
-        state.phase = "solve"
+        if state.apply_verdict(verdict, self.max_iterations):
+            self.on_feedback(state, verdict.feedback)
+            state.phase = "solve"
 
     def on_feedback(self, state: AgentState, feedback: str) -> None:  # noqa: B027 - hook
         """Hook for variants that keep their own transcript."""
