@@ -11,6 +11,9 @@ Engines sit at the bottom of the dependency graph, so the root lives here and
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class InfertuneError(Exception):
     """Base of every error infertune raises on purpose."""
@@ -34,3 +37,15 @@ class EngineOutOfMemoryError(InfertuneError):
     """Generation ran out of device memory even for a single request."""
 
     exit_code = 3
+
+
+def run_reporting_errors(command: Callable[[], int], prog: str) -> int:
+    """Run a command-line ``command``; an infertune error becomes one line and its exit code."""
+    try:
+        return command()
+    except InfertuneError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

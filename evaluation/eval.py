@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engines.errors import InfertuneError
+from engines.errors import run_reporting_errors
 
 if TYPE_CHECKING:
     from engines import Engine
@@ -207,14 +207,7 @@ def run_cli(
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except InfertuneError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(lambda: run(args), parser.prog)
 
 
 if __name__ == "__main__":

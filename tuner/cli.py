@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from engines.errors import InfertuneError
+from engines.errors import run_reporting_errors
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -38,14 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_command(module_name: str, run_args: argparse.Namespace, prog: str) -> int:
     """Run one command, turning infertune errors into one line and an exit code."""
-    try:
-        return importlib.import_module(module_name).run(run_args)
-    except InfertuneError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+    return run_reporting_errors(lambda: importlib.import_module(module_name).run(run_args), prog)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
