@@ -3,7 +3,10 @@
 Requests are (optionally) sorted by prompt length, cut into batches of
 ``batch_size`` requests, left-padded, and generated with ``model.generate``;
 completions are sliced at the padded input length, never by matching prompt
-text.  An out-of-memory batch is split in half and retried.
+text.  An out-of-memory batch is split in half and retried.  With ``n > 1``
+samples per request the prompt is run once and its KV cache copied ``n`` ways
+(what vLLM's prefix sharing does), rather than ``generate`` prefilling every
+sample's copy of the prompt.
 """
 
 from __future__ import annotations
@@ -116,13 +119,19 @@ class TransformersEngine(HFEngine):
         stopper = RowStopper(
             self._tokenizer, rows, input_ids.shape[1], self.eos_ids, self.config.stopping
         )
+        shared = {}
+        if decoding.n > 1 and input_ids.shape[1] > 1:
+            shared["past_key_values"] = self._shared_prefill(input_ids, attention_mask, decoding.n)
+            input_ids = input_ids.repeat_interleave(decoding.n, dim=0)
+            attention_mask = attention_mask.repeat_interleave(decoding.n, dim=0)
         if decoding.seed is not None:
             torch.manual_seed(decoding.seed)
         output = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
-            generation_config=self._generation_config(requests),
+            generation_config=self._generation_config(requests, expanded=bool(shared)),
             stopping_criteria=[stopper],
+            **shared,
         )
         self.stats.num_batches += 1
         self.stats.num_decode_steps += stopper.steps
@@ -131,6 +140,27 @@ class TransformersEngine(HFEngine):
             tuple(self._finish(request, ids, generated[k * decoding.n : (k + 1) * decoding.n]))
             for k, (request, ids) in enumerate(batch)
         ]
+
+    def _shared_prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int):  # noqa: ANN202
+        """The KV cache of every prompt but its last token, each row repeated ``n`` times.
+
+        ``generate`` then computes only the last prompt token per sample: with
+        ``num_return_sequences`` it would prefill the whole prompt ``n`` times,
+        which on a compute-bound device costs as much as decoding.
+        """
+        prefix_ids, prefix_mask = input_ids[:, :-1], attention_mask[:, :-1]
+        # The positions generate() gives left-padded rows, so the cached keys
+        # equal the ones it would have computed itself.
+        positions = (prefix_mask.cumsum(-1) - 1).masked_fill(prefix_mask == 0, 0)
+        cache = self.model(
+            input_ids=prefix_ids,
+            attention_mask=prefix_mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,  # only the cache is wanted; full logits are batch x length x vocab
+        ).past_key_values
+        cache.batch_repeat_interleave(n)
+        return cache
 
     def _pad(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         # Left padding keeps every prompt's last token at the same position,
@@ -144,7 +174,7 @@ class TransformersEngine(HFEngine):
             mask[row, width - len(prompt) :] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _generation_config(self, requests: list[GenerationRequest]):  # noqa: ANN202
+    def _generation_config(self, requests: list[GenerationRequest], *, expanded: bool = False):  # noqa: ANN202
         from transformers import GenerationConfig
 
         decoding = requests[0].decoding
@@ -152,7 +182,8 @@ class TransformersEngine(HFEngine):
         # generation_config (a repetition penalty, top_k=50, ...).
         settings: dict[str, object] = {
             "max_new_tokens": max(r.max_tokens for r in requests),
-            "num_return_sequences": decoding.n,
+            # Rows already repeated for a shared prefill are one sequence each.
+            "num_return_sequences": 1 if expanded else decoding.n,
             "pad_token_id": self._tokenizer.pad_token_id,
             "repetition_penalty": 1.0,
             "do_sample": not decoding.is_greedy,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import pytest
 import torch
 
-from engines import GenerationRequest, load_engine
+from engines import Decoding, GenerationRequest, load_engine
+from engines.tokens import encode_prompt
 from tests.engines.prompts import PROMPTS
 
 MAX_NEW = 20
@@ -128,3 +130,44 @@ def test_other_runtime_errors_are_not_swallowed(monkeypatch):
     with pytest.raises(RuntimeError, match="shape mismatch"):
         engine.generate([GenerationRequest(prompt=p) for p in PROMPTS[:4]])
     assert engine.stats.num_oom_splits == 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 16])
+def test_samples_sharing_one_prefill_continue_every_prompt_correctly(reference, batch_size):
+    """n=3 samples per prompt ride on one prefill whose cache is copied 3 ways.
+
+    A top_p this small keeps only the most likely token, so every sample must
+    equal the batch-1 greedy output: a wrong position, mask or cache row after
+    the copy (left-padded prompts of different lengths) would change tokens.
+    """
+    engine = load_engine("transformers", "synthetic:tiny", batch_size=batch_size, dtype="float32")
+    near_greedy = Decoding(temperature=1.0, top_p=1e-9, n=3, seed=0)
+    requests = [GenerationRequest(prompt=p, max_new_tokens=MAX_NEW, decoding=near_greedy)
+                for p in PROMPTS]  # fmt: skip
+    prefills = _count_forward_rows(engine)
+    outputs = engine.generate(requests)
+    assert [[c.token_ids for c in samples] for samples in outputs] == [[r] * 3 for r in reference]
+    # Each prompt went through the model once, not once per sample, except in a
+    # batch of one-token prompts, which has no prefix to share (batches are
+    # cut from the prompts sorted longest first).
+    lengths = sorted((len(encode_prompt(engine.tokenizer, r)) for r in requests), reverse=True)
+    batches = [lengths[i : i + batch_size] for i in range(0, len(lengths), batch_size)]
+    unshared = sum(len(b) for b in batches if max(b) == 1)
+    assert prefills["rows"] == len(PROMPTS) + 2 * unshared
+
+
+def _count_forward_rows(engine) -> dict[str, int]:
+    """Count the rows of forward passes that start from an empty cache, calling through."""
+    counts = {"rows": 0}
+    forward = engine.model.forward
+
+    # wraps keeps forward's signature, which generate() inspects (position_ids).
+    @functools.wraps(forward)
+    def counting(*args, **kwargs):
+        cache = kwargs.get("past_key_values")
+        if cache is None or cache.get_seq_length() == 0:
+            counts["rows"] += kwargs.get("input_ids", args[0] if args else None).shape[0]
+        return forward(*args, **kwargs)
+
+    engine.model.forward = counting
+    return counts
