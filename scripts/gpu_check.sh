@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GPU check: probe, a short tune of the transformers backend, the speedup table
-# and the GPU benchmark suite, on one GPU, in under 8 minutes (H100/H200).
+# GPU check: the agent-cost benchmark, probe, a short tune of the transformers
+# backend, the speedup table and the GPU benchmark suite, on one GPU, in under
+# 9 minutes (H100/H200).
 #
 #   scripts/setup.sh && scripts/gpu_check.sh        # results in docs/results/<date>-<hardware-id>/
 #
@@ -19,6 +20,9 @@
 #   N_TRIALS [4]: tune trials (the batch-1 parity reference included)
 #   SPEEDUP_CONFIGS [baseline transformers-bs16 transformers-bs32 vllm-seqs64 tuned]: one vLLM
 #     row only, as each vLLM start (graph capture) costs about a minute of the 8
+#   AGENT_MODELS [synthetic:small $MODEL]: models of the agent-cost benchmark (majority_vote k=5
+#     vs one standard pass, tests/benchmarks/test_agent_speed.py), one step each
+#   AGENT_SELECT: pytest -k expression for it (default: every backend installed)
 #   BENCH_SELECT: pytest -k expression for the benchmark suite (default: every gpu case)
 #   BASELINE [benchmarks/baseline-gpu-<hardware id>.json]: stored benchmark JSON to gate
 #   MAX_DROP [10%]: largest throughput drop the gate accepts
@@ -84,6 +88,14 @@ step() {
 } >"$OUT/machine.txt" 2>&1
 
 step build 150 "$PY" -c "from engines.synthetic import resolve_model; print(resolve_model('$MODEL'))"
+for agent_model in ${AGENT_MODELS:-synthetic:small $MODEL}; do
+    agent_args=(-k "${AGENT_SELECT:-}")
+    [ -z "${AGENT_SELECT:-}" ] && agent_args=()
+    name=agents-$(basename "${agent_model#synthetic:}")
+    step "$name" 150 env INFERTUNE_AGENT_BENCH_MODEL="$agent_model" "$PY" -m pytest \
+        tests/benchmarks/test_agent_speed.py -q -s -p no:cacheprovider "${agent_args[@]}" \
+        --benchmark-enable --benchmark-json "$OUT/bench-$name.json"
+done
 step probe 90 "$PY" -m tuner.cli probe --model "$MODEL" --dataset "$DATASET" \
     --num-problems "$COUNT" --max-batch-size 64 --json
 mv "$OUT/probe.log" "$OUT/probe.json"

@@ -20,7 +20,23 @@ def replayed_requests(num: int, *, seed: int = 0, low: int = 16, high: int = 48)
     import random
 
     rng = random.Random(seed)
-    words = ["Ann", "has", "apples", "and", "buys", "more", "pens", "for", "each", "of", "her", "friends", "at", "the", "market"]
+    words = [
+        "Ann",
+        "has",
+        "apples",
+        "and",
+        "buys",
+        "more",
+        "pens",
+        "for",
+        "each",
+        "of",
+        "her",
+        "friends",
+        "at",
+        "the",
+        "market",
+    ]
     requests = []
     for _ in range(num):
         prompt = " ".join(rng.choice(words) for _ in range(rng.randint(8, 60))) + " ?"

