@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # GPU check: the agent-cost benchmark, probe, a short tune of the transformers
-# backend, the speedup table and the GPU benchmark suite, on one GPU, in under
-# 9 minutes (H100/H200).
+# backend, the speedup table and the GPU benchmark suite, on one GPU.
 #
 #   scripts/setup.sh && scripts/gpu_check.sh        # results in docs/results/<date>-<hardware-id>/
+#   STEPS="agents tune" scripts/gpu_check.sh        # a subset, for a short lease
+#
+# Measured on an H100 (docs/results/2026-11-27-h100-80g-x1-45f61b): building the
+# 1.5B model takes 35-60 s on a fresh machine, and transformers' generate() at
+# batch 1 about 43 ms per token on it, so every batch-1 run (probe, parity
+# reference, speedup baseline) costs tens of seconds: agents took 43 + 69 s and
+# probe/tune/speedup needed more than 90/150/120 s.  The whole script needs about
+# 15 minutes there; split it across leases with STEPS (the build step always runs).
 #
 # Everything runs on synthetic:qwen2.5-1.5b (the real Qwen2.5-1.5B shape, random
 # weights, built locally on first use) with output lengths replayed from the
@@ -16,10 +23,11 @@
 # Environment (defaults in brackets):
 #   MODEL [synthetic:qwen2.5-1.5b]  DATASET [gsm8k if its data is found, else synthetic]
 #   OUT_DIR [docs/results/<UTC date>-<hardware id>]   PYTHON [python]
-#   COUNT [32] MAX_NEW_TOKENS [96]: speedup workload; TUNE_COUNT [24] TUNE_MAX_NEW_TOKENS [64]
+#   COUNT [16] MAX_NEW_TOKENS [64]: probe and speedup workload; TUNE_COUNT [16]
+#     TUNE_MAX_NEW_TOKENS [48]: tune workload (batch 1 of 16 x 64 tokens: about 45 s on an H100)
 #   N_TRIALS [4]: tune trials (the batch-1 parity reference included)
 #   SPEEDUP_CONFIGS [baseline transformers-bs16 transformers-bs32 vllm-seqs64 tuned]: one vLLM
-#     row only, as each vLLM start (graph capture) costs about a minute of the 8
+#     row only, as each vLLM start (graph capture) costs about a minute
 #   AGENT_MODELS [synthetic:small $MODEL]: models of the agent-cost benchmark (majority_vote k=5
 #     vs one standard pass, tests/benchmarks/test_agent_speed.py), one step each
 #   AGENT_SELECT: pytest -k expression for it (default: every backend installed)
@@ -27,10 +35,18 @@
 #   BASELINE [benchmarks/baseline-gpu-<hardware id>.json]: stored benchmark JSON to gate
 #   MAX_DROP [10%]: largest throughput drop the gate accepts
 #   TIME_SCALE [1]: multiplies every step's time limit (slow or shared machines)
+#   STEPS [agents probe tune speedup bench gate]: which steps run, in this order
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false TRANSFORMERS_VERBOSITY=error
+SELECTED=" ${STEPS:-agents probe tune speedup bench gate} "
+for name in $SELECTED; do
+    if [[ " agents probe tune speedup bench gate " != *" $name "* ]]; then
+        echo "gpu_check: unknown step '$name' in STEPS; use some of: agents probe tune speedup bench gate" >&2
+        exit 2
+    fi
+done
 
 has_cuda=$("$PY" -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null || echo 0)
 if [ "$has_cuda" != 1 ]; then
@@ -47,10 +63,10 @@ MODEL=${MODEL:-synthetic:qwen2.5-1.5b}
 if [ -z "${DATASET:-}" ]; then
     DATASET=$("$PY" -c "from evaluation.datasets import load_problems as f; f('gsm8k', count=1); print('gsm8k')" 2>/dev/null || echo synthetic)
 fi
-COUNT=${COUNT:-32}
-MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-96}
-TUNE_COUNT=${TUNE_COUNT:-24}
-TUNE_MAX_NEW_TOKENS=${TUNE_MAX_NEW_TOKENS:-64}
+COUNT=${COUNT:-16}
+MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-64}
+TUNE_COUNT=${TUNE_COUNT:-16}
+TUNE_MAX_NEW_TOKENS=${TUNE_MAX_NEW_TOKENS:-48}
 N_TRIALS=${N_TRIALS:-4}
 SPEEDUP_CONFIGS=${SPEEDUP_CONFIGS:-baseline transformers-bs16 transformers-bs32 vllm-seqs64 tuned}
 MAX_DROP=${MAX_DROP:-10%}
@@ -60,20 +76,24 @@ BASELINE=${BASELINE:-benchmarks/baseline-gpu-$HWID.json}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 PROFILES="$OUT/profiles"
-STEPS="$OUT/steps.tsv"
-printf 'step\tstatus\tseconds\n' >"$STEPS"
+TSV="$OUT/steps.tsv"
+printf 'step\tstatus\tseconds\n' >"$TSV"
 failed=0
 
 # step NAME LIMIT_S CMD...: run CMD under a time limit, its stdout to $OUT/NAME.log and its
-# stderr to $OUT/NAME.stderr.log, and record the outcome in $STEPS.
+# stderr to $OUT/NAME.stderr.log, and record the outcome in $TSV; a step not in STEPS
+# (NAME up to its first '-') is left out.
 step() {
     local name=$1 limit=$(($2 * ${TIME_SCALE:-1})) start status
     shift 2
+    if [ "$name" != build ] && [[ "$SELECTED" != *" ${name%%-*} "* ]]; then
+        return 0
+    fi
     echo "== $name (limit ${limit}s): $*"
     start=$(date +%s)
     timeout --kill-after=10 "$limit" "$@" >"$OUT/$name.log" 2>"$OUT/$name.stderr.log"
     status=$?
-    printf '%s\t%s\t%s\n' "$name" "$status" "$(($(date +%s) - start))" >>"$STEPS"
+    printf '%s\t%s\t%s\n' "$name" "$status" "$(($(date +%s) - start))" >>"$TSV"
     if [ "$status" -ne 0 ]; then
         failed=$((failed + 1))
         echo "   FAILED (exit $status; 124 = time limit), last lines of its output:"
@@ -96,21 +116,21 @@ for agent_model in ${AGENT_MODELS:-synthetic:small $MODEL}; do
         tests/benchmarks/test_agent_speed.py -q -s -p no:cacheprovider "${agent_args[@]}" \
         --benchmark-enable --benchmark-json "$OUT/bench-$name.json"
 done
-step probe 90 "$PY" -m tuner.cli probe --model "$MODEL" --dataset "$DATASET" \
-    --num-problems "$COUNT" --max-batch-size 64 --json
-mv "$OUT/probe.log" "$OUT/probe.json"
-step tune 150 "$PY" -m tuner.cli tune --model "$MODEL" --dataset "$DATASET" --backends transformers \
-    --n-trials "$N_TRIALS" --timeout 100 --trial-timeout 90 --count "$TUNE_COUNT" \
+step probe 180 "$PY" -m tuner.cli probe --model "$MODEL" --dataset "$DATASET" \
+    --num-problems "$COUNT" --max-new-tokens "$MAX_NEW_TOKENS" --max-batch-size 64 --json
+[ -f "$OUT/probe.log" ] && mv "$OUT/probe.log" "$OUT/probe.json"
+step tune 300 "$PY" -m tuner.cli tune --model "$MODEL" --dataset "$DATASET" --backends transformers \
+    --n-trials "$N_TRIALS" --timeout 240 --trial-timeout 120 --count "$TUNE_COUNT" \
     --canary-size 8 --max-new-tokens "$TUNE_MAX_NEW_TOKENS" --max-batch-size 64 --seed 0 \
     --profiles-dir "$PROFILES"
 # shellcheck disable=SC2086 # SPEEDUP_CONFIGS is a list of names
-step speedup 240 "$PY" -m tuner.cli speedup --model "$MODEL" --dataset "$DATASET" \
+step speedup 420 "$PY" -m tuner.cli speedup --model "$MODEL" --dataset "$DATASET" \
     --count "$COUNT" --max-new-tokens "$MAX_NEW_TOKENS" --out "$OUT" --profiles-dir "$PROFILES" \
     --time-limit 200 --configs $SPEEDUP_CONFIGS
 # On CPU the gpu-marked cases skip; their CPU twins run the same code instead.
 if [ "$has_cuda" = 1 ]; then select_args=(-m gpu); else select_args=(-m "not gpu"); fi
 [ -n "${BENCH_SELECT:-}" ] && select_args+=(-k "$BENCH_SELECT")
-step bench 180 "$PY" -m pytest tests/benchmarks/test_gpu_throughput.py -q -p no:cacheprovider \
+step bench 240 "$PY" -m pytest tests/benchmarks/test_gpu_throughput.py -q -p no:cacheprovider \
     "${select_args[@]}" --benchmark-enable --benchmark-json "$OUT/bench-gpu.json"
 if [ -f "$BASELINE" ]; then
     step gate 30 "$PY" -m tuner.cli bench-gate --baseline "$BASELINE" \
@@ -120,6 +140,6 @@ else
 fi
 
 echo "load after: $(uptime)" >>"$OUT/machine.txt"
-column -t "$STEPS" 2>/dev/null || cat "$STEPS"
+column -t "$TSV" 2>/dev/null || cat "$TSV"
 echo "gpu_check: results in $OUT ($failed step(s) failed)"
 [ "$failed" -eq 0 ]

@@ -23,7 +23,7 @@ peak is read and a limit imposed on CPU and CUDA lives in :mod:`tuner.probe_memo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,7 @@ def run_probe(
     start_batch_size: int | None = None,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     dtype: str = "auto",
+    progress: Callable[[str], None] | None = None,
 ) -> ProbeResult:
     """Measure ``model``'s memory per sequence on ``dataset`` and confirm a max batch.
 
@@ -160,6 +161,8 @@ def run_probe(
             accelerate's ``starting_batch_size`` (for a size chosen elsewhere).
         max_new_tokens: the workload's output limit (replayed lengths are clipped to it).
         dtype: the engine's dtype setting.
+        progress: called with a line before each generation (each can take
+            minutes at batch 1 on a large model).
 
     Raises:
         ConfigError: an invalid argument or an unsupported backend.
@@ -185,14 +188,20 @@ def run_probe(
                 " raise --memory-limit"
             )
         requests = _request_factory(prompt, lengths.output_tokens)
+        report = progress or (lambda line: None)
+        shape = f"{lengths.prompt_tokens} prompt + {lengths.output_tokens} output tokens"
+        report(f"warm-up at batch {min(batch_sizes)} ({shape})")
         engine.generate(requests(min(batch_sizes)))  # warm-up: lazy allocations and kernels
-        measurements = tuple(measure(memory, engine, requests(b)) for b in sorted(batch_sizes))
+        measurements = []
+        for size in sorted(batch_sizes):
+            report(f"measuring peak memory at batch {size}")
+            measurements.append(measure(memory, engine, requests(size)))
         budget = memory_limit - weights if memory_limit is not None else memory.available_bytes()
         kv = kv_bytes_per_sequence(engine.model, lengths.prompt_tokens + lengths.output_tokens)
-        fit = _fit(measurements, budget, safety_margin, kv or 1, lengths)
+        fit = _fit(tuple(measurements), budget, safety_margin, kv or 1, lengths)
         predicted = min(fit.max_batch, cap)
         start = start_batch_size or predicted
-        attempts, shrinks = _confirm(memory, engine, requests, start, budget)
+        attempts, shrinks = _confirm(memory, engine, requests, start, budget, report)
         hardware = fingerprint()
         return ProbeResult(
             model=model,
@@ -210,7 +219,7 @@ def run_probe(
             intercept_bytes=fit.intercept,
             slope_clamped=fit.clamped,
             memory_method=memory.peak_method,
-            measurements=measurements,
+            measurements=tuple(measurements),
             available_bytes=budget,
             available_method="memory_limit" if memory_limit is not None else memory.free_method,
             safety_margin=safety_margin,
@@ -291,13 +300,19 @@ def _fit(
 
 
 def _confirm(
-    memory: Memory, engine: Any, requests: Any, start: int, budget: int
+    memory: Memory,
+    engine: Any,
+    requests: Any,
+    start: int,
+    budget: int,
+    report: Callable[[str], None],
 ) -> tuple[tuple[Attempt, ...], tuple[Shrink, ...]]:
     """Generate at ``start`` under the budget, shrinking by 10% until one succeeds."""
     attempts: list[Attempt] = []
     shrinks: list[Shrink] = []
     size = start
     while True:
+        report(f"confirming batch {size} under {budget / 2**20:,.0f} MiB")
         result = attempt(memory, engine, requests(size), budget)
         attempts.append(result)
         if result.ok:

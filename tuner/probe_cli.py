@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 
 from engines.errors import ConfigError
 
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         start_batch_size=args.start_batch_size,
         max_new_tokens=args.max_new_tokens,
         dtype=args.dtype,
+        progress=lambda line: print(f"probe: {line}", file=sys.stderr, flush=True),
     )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))

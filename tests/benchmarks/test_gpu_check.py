@@ -94,3 +94,25 @@ def test_every_step_runs_on_cpu_when_allowed(tmp_path) -> None:
     bench = json.loads((out / "bench-gpu.json").read_text())
     assert sorted(b["extra_info"]["backend"] for b in bench["benchmarks"]) == ["transformers"] * 2
     assert "gate passed" in (out / "gate.log").read_text()
+
+
+def test_steps_selects_a_subset_for_a_short_lease(tmp_path) -> None:
+    out = tmp_path / "results"
+    env = {"GPU_CHECK_ALLOW_CPU": "1", "TIME_SCALE": "3", "MODEL": "synthetic:tiny",
+           "DATASET": "synthetic", "OUT_DIR": str(out), "COUNT": "8", "MAX_NEW_TOKENS": "8",
+           "STEPS": "probe"}  # fmt: skip
+    result = _run(env, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    steps = [line.split("\t")[:2] for line in (out / "steps.tsv").read_text().splitlines()[1:]]
+    assert steps == [["build", "0"], ["probe", "0"]]
+    assert json.loads((out / "probe.json").read_text())["lengths"]["output_tokens"] <= 8
+
+
+def test_unknown_step_is_one_line_and_exit_2(tmp_path) -> None:
+    result = _run({"STEPS": "agents agnets", "OUT_DIR": str(tmp_path / "out")}, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "gpu_check: unknown step 'agnets' in STEPS; use some of:"
+        " agents probe tune speedup bench gate"
+    ]
+    assert not (tmp_path / "out").exists()

@@ -149,6 +149,9 @@ def _cli_json(*flags: str) -> dict:
                "--dataset", "synthetic", "--num-problems", "8", "--json", *flags]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    # Progress goes to stderr, one line before each generation; stdout stays pure JSON.
+    for line in ("warm-up at batch 1", "measuring peak memory at batch 4", "confirming batch"):
+        assert f"probe: {line}" in done.stderr
     return json.loads(done.stdout)
 
 
