@@ -39,6 +39,25 @@ class EngineOutOfMemoryError(InfertuneError):
     exit_code = 3
 
 
+# torch.OutOfMemoryError ("CUDA out of memory ...") is a RuntimeError, and on CPU
+# torch's allocator raises a plain RuntimeError: both are told by their text.
+_OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory")
+
+
+def is_out_of_memory(error: BaseException | None) -> bool:
+    """Whether ``error`` (or an error it was raised from) says memory ran out, on any device."""
+    # An error raised by torch means torch is imported; this module stays light without it.
+    torch = sys.modules.get("torch")
+    types = (MemoryError, EngineOutOfMemoryError, *([torch.OutOfMemoryError] if torch else []))
+    while error is not None:
+        if isinstance(error, types):
+            return True
+        if isinstance(error, RuntimeError) and any(t in str(error) for t in _OOM_TEXT):
+            return True
+        error = error.__cause__
+    return False
+
+
 def run_reporting_errors(command: Callable[[], int], prog: str) -> int:
     """Run a command-line ``command``; an infertune error becomes one line and its exit code."""
     try:

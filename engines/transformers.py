@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from engines.base import BatchOutput, Completion, GenerationRequest
-from engines.errors import ConfigError, EngineOutOfMemoryError
+from engines.errors import ConfigError, EngineOutOfMemoryError, is_out_of_memory
 from engines.hf_base import DTYPES, HFEngine, free_memory
 from engines.stopping import STRATEGIES, RowLimit, RowStopper
 from engines.tokens import encode_prompt
@@ -191,12 +191,6 @@ class TransformersEngine(HFEngine):
         if not decoding.is_greedy:
             settings |= {"temperature": decoding.temperature, "top_p": decoding.top_p, "top_k": 0}
         return GenerationConfig(**settings)
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` means an allocation failed (GPU or CPU)."""
-    # On CPU torch raises a plain RuntimeError from its allocator.
-    return isinstance(error, OOM_ERRORS) or "can't allocate memory" in str(error)
 
 
 def _row_limit(request: GenerationRequest) -> RowLimit:

@@ -26,14 +26,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engines.errors import is_out_of_memory
+
 _CLEAR_REFS = "/proc/self/clear_refs"
 _M_MMAP_THRESHOLD = -3  # mallopt(3) parameter number in glibc's malloc.h
 _MMAP_THRESHOLD_BYTES = 128 << 10  # glibc's initial default
 _RESET_PEAK_RSS = "5"  # see proc(5), /proc/pid/clear_refs
+
+
 # Errors that mean "this batch does not fit"; anything else is a real failure.
-_OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory")
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BatchMeasurement:
     """One measured generation: its peak memory above the use before it, in bytes."""
@@ -230,19 +231,6 @@ def attempt(memory: Memory, engine: Any, requests: Sequence[Any], budget: int) -
         seconds=time.perf_counter() - start,
         error=error,
     )
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` (or its cause) says memory ran out, on any device."""
-    from engines.errors import EngineOutOfMemoryError
-
-    while error is not None:
-        if isinstance(error, MemoryError | EngineOutOfMemoryError):
-            return True
-        if isinstance(error, RuntimeError) and any(t in str(error) for t in _OOM_TEXT):
-            return True  # torch.OutOfMemoryError, and the CPU allocator's plain RuntimeError
-        error = error.__cause__
-    return False
 
 
 def kv_bytes_per_sequence(model: Any, tokens: int) -> int | None:

@@ -74,3 +74,20 @@ def test_vllm_missing_names_the_install_step():
     assert result.returncode == 3, result.stderr
     assert "pip install" in result.stdout and "setup.sh" in result.stdout
     assert issubclass(BackendUnavailableError, Exception)
+
+
+def test_out_of_memory_is_told_from_other_failures():
+    """One classifier for the engine's split-and-retry and the probe's confirmation."""
+    import torch
+
+    from engines.errors import EngineOutOfMemoryError, is_out_of_memory
+
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: 8 bytes"))
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"))
+    assert is_out_of_memory(MemoryError())
+    assert is_out_of_memory(EngineOutOfMemoryError("out of memory generating a single request"))
+    wrapped = ValueError("generation failed")
+    wrapped.__cause__ = torch.OutOfMemoryError("CUDA out of memory")
+    assert is_out_of_memory(wrapped)
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(None)

@@ -14,7 +14,7 @@ from engines.errors import ConfigError
 from tests.conftest import REPO
 from tuner.cli import main
 from tuner.probe import ProbeError, ProbeLengths, ProbeResult, _fit, run_probe
-from tuner.probe_memory import BatchMeasurement, is_out_of_memory
+from tuner.probe_memory import BatchMeasurement
 
 MIB = 1 << 20
 TINY = {"dataset": "synthetic", "num_problems": 8}
@@ -97,15 +97,6 @@ def test_fit_is_a_least_squares_line_with_a_kv_floor() -> None:
     assert floored.clamped and floored.slope == 500
     with pytest.raises(ProbeError, match="not even one sequence"):
         _fit(points, budget=1200, safety_margin=0.1, min_slope=1, lengths=LENGTHS)
-
-
-def test_out_of_memory_errors_are_told_from_other_failures() -> None:
-    import torch
-
-    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: 8 bytes"))
-    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"))
-    assert is_out_of_memory(MemoryError())
-    assert not is_out_of_memory(RuntimeError("shape mismatch"))
 
 
 def test_unknown_model_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
