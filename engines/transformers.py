@@ -11,6 +11,7 @@ sample's copy of the prompt.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,11 @@ class TransformersEngine(HFEngine):
         # lengths), so generate() must not add its own EOS criterion from the
         # model's defaults.
         self.model.generation_config.eos_token_id = None
+        # Sharing a prefill needs a forward that can skip the full logits and a
+        # cache that can be copied per row; models without them (some remote
+        # code) prefill each sample instead.
+        parameters = inspect.signature(self.model.forward).parameters
+        self.shares_prefill = "logits_to_keep" in parameters and "position_ids" in parameters
 
     def iter_batches(self, requests: Sequence[GenerationRequest]) -> Iterator[BatchOutput]:
         self.stats.num_generate_calls += 1
@@ -120,7 +126,7 @@ class TransformersEngine(HFEngine):
             self._tokenizer, rows, input_ids.shape[1], self.eos_ids, self.config.stopping
         )
         shared = {}
-        if decoding.n > 1 and input_ids.shape[1] > 1:
+        if decoding.n > 1 and input_ids.shape[1] > 1 and self.shares_prefill:
             shared["past_key_values"] = self._shared_prefill(input_ids, attention_mask, decoding.n)
             input_ids = input_ids.repeat_interleave(decoding.n, dim=0)
             attention_mask = attention_mask.repeat_interleave(decoding.n, dim=0)

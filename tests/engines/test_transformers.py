@@ -156,6 +156,19 @@ def test_samples_sharing_one_prefill_continue_every_prompt_correctly(reference, 
     assert prefills["rows"] == len(PROMPTS) + 2 * unshared
 
 
+def test_models_that_cannot_share_a_prefill_compute_each_sample(reference):
+    """The fallback for models whose forward lacks logits_to_keep: same tokens, n prefills."""
+    engine = load_engine("transformers", "synthetic:tiny", batch_size=16, dtype="float32")
+    engine.shares_prefill = False
+    near_greedy = Decoding(temperature=1.0, top_p=1e-9, n=3, seed=0)
+    requests = [GenerationRequest(prompt=p, max_new_tokens=MAX_NEW, decoding=near_greedy)
+                for p in PROMPTS]  # fmt: skip
+    prefills = _count_forward_rows(engine)
+    outputs = engine.generate(requests)
+    assert [[c.token_ids for c in samples] for samples in outputs] == [[r] * 3 for r in reference]
+    assert prefills["rows"] == 3 * len(PROMPTS)
+
+
 def _count_forward_rows(engine) -> dict[str, int]:
     """Count the rows of forward passes that start from an empty cache, calling through."""
     counts = {"rows": 0}
