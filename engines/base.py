@@ -159,6 +159,14 @@ class Engine(abc.ABC):
         """The Hugging Face tokenizer used for prompts and detokenisation."""
         raise NotImplementedError
 
+    def forget_cached_prompts(self) -> None:  # noqa: B027 - optional hook
+        """Drop prompt KV blocks kept for reuse (vLLM's prefix cache).
+
+        A benchmark calls this after its warm-up: a timed run that repeats the
+        warm-up's prompts would otherwise skip their prefill, which no real
+        evaluation (each problem seen once) gets to do.
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model and its memory."""
 

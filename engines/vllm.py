@@ -117,6 +117,10 @@ class VLLMEngine(Engine):
         ]
         yield BatchOutput(tuple(range(len(requests))), tuple(completions))
 
+    def forget_cached_prompts(self) -> None:
+        if not self.llm.reset_prefix_cache():
+            raise RuntimeError("vLLM refused to reset its prefix cache (requests still running)")
+
     def _finish(self, request, prompt_ids, output) -> list[Completion]:  # noqa: ANN001
         completions = [
             finish(self._tokenizer, request, list(c.token_ids), len(prompt_ids), self.eos_ids)

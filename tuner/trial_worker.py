@@ -140,6 +140,7 @@ def measure(spec: dict[str, Any], progress: Path) -> TrialResult:
                 install_fault(engine, os.environ[FAULT_ENV])
             load_seconds = time.perf_counter() - start
             _warm_up(engine, workload, spec["settings"])
+            engine.forget_cached_prompts()  # the timed run repeats the warm-up's prompts
             engine.stats.num_oom_splits = 0
             metrics = _timed_run(engine, workload, progress)
             resolved = engine.settings() if hasattr(engine, "settings") else {}

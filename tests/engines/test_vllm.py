@@ -59,3 +59,24 @@ def test_seeded_sampling_with_many_long_prompts():
         assert sum(len(engine.tokenizer(r.prompt)["input_ids"]) for r in requests) > 4096
         outputs = engine.generate(requests)
     assert [len(o) for o in outputs] == [2] * 16
+
+
+def test_forgetting_cached_prompts_makes_a_repeat_prefill_again():
+    """What benchmarks call after a warm-up: a repeated prompt is computed, not reused."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    with load_engine("vllm", "synthetic:tiny", enable_prefix_caching=True, **CPU) as engine:
+        # Several cache blocks long: only full blocks are reused, and a CPU block holds
+        # more than 100 tokens.
+        prompt = TokensPrompt(prompt_token_ids=list(range(10, 410)))
+        params = SamplingParams(max_tokens=1)
+
+        def cached_tokens() -> int:
+            [output] = engine.llm.generate([prompt], params, use_tqdm=False)
+            return output.num_cached_tokens
+
+        assert cached_tokens() == 0
+        assert cached_tokens() > 0  # the repeat reused the first run's blocks
+        engine.forget_cached_prompts()
+        assert cached_tokens() == 0
