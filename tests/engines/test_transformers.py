@@ -141,12 +141,7 @@ def test_samples_sharing_one_prefill_continue_every_prompt_correctly(reference, 
     the copy (left-padded prompts of different lengths) would change tokens.
     """
     engine = load_engine("transformers", "synthetic:tiny", batch_size=batch_size, dtype="float32")
-    near_greedy = Decoding(temperature=1.0, top_p=1e-9, n=3, seed=0)
-    requests = [GenerationRequest(prompt=p, max_new_tokens=MAX_NEW, decoding=near_greedy)
-                for p in PROMPTS]  # fmt: skip
-    prefills = _count_forward_rows(engine)
-    outputs = engine.generate(requests)
-    assert [[c.token_ids for c in samples] for samples in outputs] == [[r] * 3 for r in reference]
+    requests, prefills = _three_near_greedy_samples(engine, reference)
     # Each prompt went through the model once, not once per sample, except in a
     # batch of one-token prompts, which has no prefix to share (batches are
     # cut from the prompts sorted longest first).
@@ -160,13 +155,20 @@ def test_models_that_cannot_share_a_prefill_compute_each_sample(reference):
     """The fallback for models whose forward lacks logits_to_keep: same tokens, n prefills."""
     engine = load_engine("transformers", "synthetic:tiny", batch_size=16, dtype="float32")
     engine.shares_prefill = False
+    _, prefills = _three_near_greedy_samples(engine, reference)
+    assert prefills["rows"] == 3 * len(PROMPTS)
+
+
+def _three_near_greedy_samples(engine, reference) -> tuple[list[GenerationRequest], dict]:
+    """Generate n=3 near-greedy samples of every prompt, check each equals the greedy
+    reference, and return the requests and the prefill row count."""
     near_greedy = Decoding(temperature=1.0, top_p=1e-9, n=3, seed=0)
     requests = [GenerationRequest(prompt=p, max_new_tokens=MAX_NEW, decoding=near_greedy)
                 for p in PROMPTS]  # fmt: skip
     prefills = _count_forward_rows(engine)
     outputs = engine.generate(requests)
     assert [[c.token_ids for c in samples] for samples in outputs] == [[r] * 3 for r in reference]
-    assert prefills["rows"] == 3 * len(PROMPTS)
+    return requests, prefills
 
 
 def _count_forward_rows(engine) -> dict[str, int]:
