@@ -192,13 +192,14 @@ def run_probe(
         shape = f"{lengths.prompt_tokens} prompt + {lengths.output_tokens} output tokens"
         report(f"warm-up at batch {min(batch_sizes)} ({shape})")
         engine.generate(requests(min(batch_sizes)))  # warm-up: lazy allocations and kernels
-        measurements = []
+        measured = []
         for size in sorted(batch_sizes):
             report(f"measuring peak memory at batch {size}")
-            measurements.append(measure(memory, engine, requests(size)))
+            measured.append(measure(memory, engine, requests(size)))
+        measurements = tuple(measured)
         budget = memory_limit - weights if memory_limit is not None else memory.available_bytes()
         kv = kv_bytes_per_sequence(engine.model, lengths.prompt_tokens + lengths.output_tokens)
-        fit = _fit(tuple(measurements), budget, safety_margin, kv or 1, lengths)
+        fit = _fit(measurements, budget, safety_margin, kv or 1, lengths)
         predicted = min(fit.max_batch, cap)
         start = start_batch_size or predicted
         attempts, shrinks = _confirm(memory, engine, requests, start, budget, report)
@@ -219,7 +220,7 @@ def run_probe(
             intercept_bytes=fit.intercept,
             slope_clamped=fit.clamped,
             memory_method=memory.peak_method,
-            measurements=tuple(measurements),
+            measurements=measurements,
             available_bytes=budget,
             available_method="memory_limit" if memory_limit is not None else memory.free_method,
             safety_margin=safety_margin,
