@@ -108,9 +108,7 @@ def test_peak_memory_below_an_earlier_peak_uses_samples() -> None:
         "    import time; time.sleep(0.03)\n"
         "print(big.peak.value, small.peak.value)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=True)  # fmt: skip
-    big, small = (float(v) for v in done.stdout.split())
+    big, small = (float(v) for v in _run_fresh(code).split())
     # The lifetime high-water mark is now above anything the second block does,
     # so only sampling can report the smaller peak.
     assert small < big - 300 * MIB
@@ -128,9 +126,7 @@ def test_samplers_sleep_between_samples_and_stop_their_thread() -> None:
         "print(time.process_time() - cpu_start)\n"
         "print(sum(t.name == 'infertune-sampler' for t in threading.enumerate()))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=True)  # fmt: skip
-    cpu_seconds, num_left = done.stdout.split()
+    cpu_seconds, num_left = _run_fresh(code).split()
     assert float(cpu_seconds) < 0.25  # a busy-wait would use ~0.5 s
     assert num_left == "0"
 
@@ -281,3 +277,10 @@ def test_trackers_on_a_real_gpu() -> None:
     assert usage.peak_memory_used.value >= memory.device_peak.value
     assert usage.energy is None or usage.energy.value > 0
     assert tracker.total().value > 0
+
+
+def _run_fresh(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (no threads or memory left by other tests)."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=True)  # fmt: skip
+    return done.stdout
