@@ -1,0 +1,163 @@
+"""Does a configuration give the same answers as the reference? One rule for every command.
+
+A real model *answers*: its reference run extracts an answer from most
+problems, and what matters is whether a batched configuration changes those
+answers, and whether it changes them for the worse.  A random-weight model
+answers nothing, so for it the only meaningful check is token-for-token
+equality of the completions (the old rule, kept)::
+
+    report = compare(result_answers, result_tokens, ref_answers, ref_tokens, golds)
+    report.agreement, report.right_to_wrong, report.p_value
+    report.is_acceptable(threshold=DEFAULT_THRESHOLD)
+
+For an answering workload the flips are paired outcomes on the same problems,
+so the accuracy change is tested with McNemar's exact test (a two-sided
+binomial test on the discordant pairs), the standard paired test lm-eval-style
+comparisons use; a configuration is rejected when it is significantly *less*
+accurate, or when its answers agree with the reference's on fewer than
+``threshold`` of the problems.  The same function serves tune, speedup and the
+sweep summary, so the three can never disagree on what "same answers" means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# A workload "answers" when the reference extracts an answer on more than this
+# share of its problems.  Random-weight models extract nothing (or a stray
+# number) on most; the real SmolLM2-135M-Instruct extracts one on nearly all.
+ANSWERING_SHARE = 0.5
+# Significance level of the paired test; with canary sets of 16-64 problems it
+# only fires on a clear loss (e.g. 6 right-to-wrong flips against 0).
+DEFAULT_ALPHA = 0.05
+# Default minimum agreement, shared by tune, speedup and the sweep summary.
+# Measured on the real model (README, "Answer parity"): float32 batching and
+# vLLM give 100% agreement; the threshold leaves room for one flipped canary
+# in 16 in reduced precision without admitting a configuration that changes
+# answers wholesale.
+DEFAULT_THRESHOLD = 0.9
+
+
+def mcnemar_exact(right_to_wrong: int, wrong_to_right: int) -> float:
+    """Two-sided exact McNemar p-value for the discordant pair counts.
+
+    Written out (a binomial tail with p = 1/2) rather than taken from scipy,
+    which is not one of the project's dependencies, for three lines of
+    arithmetic.
+    """
+    if right_to_wrong < 0 or wrong_to_right < 0:
+        raise ValueError("flip counts must be >= 0")
+    n = right_to_wrong + wrong_to_right
+    if n == 0:
+        return 1.0
+    k = min(right_to_wrong, wrong_to_right)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def is_answering(answers: Sequence[str | None]) -> bool:
+    """Whether the reference extracted an answer on most problems."""
+    return bool(answers) and sum(a is not None for a in answers) > ANSWERING_SHARE * len(answers)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParityReport:
+    """How one configuration's answers compare with the reference's on the same problems.
+
+    ``agreement`` is the share of problems with the same extracted answer
+    (answering workloads) or the same tokens (otherwise).  The flip counts,
+    ``accuracy_delta`` (configuration minus reference, as a fraction) and
+    ``p_value`` are graded against the gold answers; they are 0 / 0.0 / 1.0
+    for a non-answering workload, where accuracy is 0 for both.
+    """
+
+    num_problems: int
+    is_answering: bool
+    agreement: float
+    right_to_wrong: int = 0
+    wrong_to_right: int = 0
+    accuracy_delta: float = 0.0
+    p_value: float = 1.0
+
+    def is_significantly_worse(self, alpha: float = DEFAULT_ALPHA) -> bool:
+        return self.right_to_wrong > self.wrong_to_right and self.p_value < alpha
+
+    def is_acceptable(
+        self, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA
+    ) -> bool:
+        """Agreement at or above ``threshold`` and not significantly less accurate."""
+        return self.agreement >= threshold and not self.is_significantly_worse(alpha)
+
+    def shortfall(
+        self, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA
+    ) -> float:
+        """An Optuna constraint value: <= 0 when acceptable, the agreement gap otherwise."""
+        gap = threshold - self.agreement
+        if self.is_significantly_worse(alpha):
+            return max(gap, 0.0) + 1.0
+        return gap
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare(
+    answers: Sequence[str | None],
+    token_ids: Sequence[Sequence[int]],
+    reference_answers: Sequence[str | None],
+    reference_token_ids: Sequence[Sequence[int]],
+    golds: Sequence[str],
+) -> ParityReport:
+    """Compare one configuration's canary outputs with the reference's.
+
+    Raises:
+        ValueError: the sequences do not describe the same problems.
+    """
+    count = len(reference_answers)
+    if not len(answers) == len(token_ids) == len(reference_token_ids) == len(golds) == count:
+        raise ValueError("answers, token ids and golds must cover the same problems")
+    if count == 0:
+        raise ValueError("parity needs at least one problem")
+    if not is_answering(reference_answers):
+        same = sum(
+            (a is not None and a == ra) or tuple(t) == tuple(rt)
+            for a, t, ra, rt in zip(
+                answers, token_ids, reference_answers, reference_token_ids, strict=True
+            )
+        )
+        return ParityReport(num_problems=count, is_answering=False, agreement=same / count)
+    return _answer_report(answers, reference_answers, golds)
+
+
+def _answer_report(
+    answers: Sequence[str | None], reference_answers: Sequence[str | None], golds: Sequence[str]
+) -> ParityReport:
+    from evaluation.grading import answers_match
+
+    count = len(golds)
+    right = [answers_match(a, g) for a, g in zip(answers, golds, strict=True)]
+    ref_right = [answers_match(a, g) for a, g in zip(reference_answers, golds, strict=True)]
+    right_to_wrong = sum(r and not c for r, c in zip(ref_right, right, strict=True))
+    wrong_to_right = sum(c and not r for r, c in zip(ref_right, right, strict=True))
+    same = sum(_same_answer(a, ra) for a, ra in zip(answers, reference_answers, strict=True))
+    return ParityReport(
+        num_problems=count,
+        is_answering=True,
+        agreement=same / count,
+        right_to_wrong=right_to_wrong,
+        wrong_to_right=wrong_to_right,
+        accuracy_delta=(wrong_to_right - right_to_wrong) / count,
+        p_value=mcnemar_exact(right_to_wrong, wrong_to_right),
+    )
+
+
+def _same_answer(answer: str | None, reference: str | None) -> bool:
+    # Two rows that both extract nothing give the same (wrong) outcome.
+    if answer is None or reference is None:
+        return answer is reference
+    from evaluation.grading import answers_match
+
+    return answer == reference or answers_match(answer, reference)
