@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from engines.errors import ConfigError
@@ -159,6 +159,15 @@ class Engine(abc.ABC):
         """The Hugging Face tokenizer used for prompts and detokenisation."""
         raise NotImplementedError
 
+    def settings(self) -> dict[str, object]:
+        """The settings this engine runs with, defaults and resolved values included.
+
+        Results store them (``run.json``), so a run says exactly what produced
+        it, not only what was asked for.  An engine without a config (a test
+        double) has none.
+        """
+        return {}
+
     def forget_cached_prompts(self) -> None:  # noqa: B027 - optional hook
         """Drop prompt KV blocks kept for reuse (vLLM's prefix cache).
 
@@ -175,12 +184,3 @@ class Engine(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EngineInfo:
-    """What a result must record about the engine that produced it."""
-
-    backend: str
-    model: str
-    settings: dict[str, object] = field(default_factory=dict)

@@ -10,16 +10,32 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from engines.base import Engine
 from engines.errors import ConfigError
 
-# name -> (module, config class, engine class)
-BACKENDS: dict[str, tuple[str, str, str]] = {
-    "transformers": ("engines.transformers", "TransformersConfig", "TransformersEngine"),
-    "vllm": ("engines.vllm", "VLLMConfig", "VLLMEngine"),
-    "transformers_cb": ("engines.transformers_cb", "TransformersCBConfig", "TransformersCBEngine"),
+
+class Backend(NamedTuple):
+    """Where a backend is implemented, and which of its settings is the batch size."""
+
+    module: str
+    config_class: str
+    engine_class: str
+    batch_field: str  # requests decoded together: a batch, or the scheduler's sequence cap
+
+
+BACKENDS: dict[str, Backend] = {
+    "transformers": Backend(
+        "engines.transformers", "TransformersConfig", "TransformersEngine", "batch_size"
+    ),
+    "vllm": Backend("engines.vllm", "VLLMConfig", "VLLMEngine", "max_num_seqs"),
+    "transformers_cb": Backend(
+        "engines.transformers_cb",
+        "TransformersCBConfig",
+        "TransformersCBEngine",
+        "max_requests_per_batch",
+    ),
 }
 
 
@@ -27,7 +43,12 @@ def backend_names() -> list[str]:
     return list(BACKENDS)
 
 
-def _lookup(backend: str) -> tuple[str, str, str]:
+def batch_field(backend: str) -> str:
+    """The setting of ``backend`` that is its batch size (``--batch-size`` sets it)."""
+    return _lookup(backend).batch_field
+
+
+def _lookup(backend: str) -> Backend:
     if backend not in BACKENDS:
         close = difflib.get_close_matches(backend, BACKENDS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -39,8 +60,8 @@ def _lookup(backend: str) -> tuple[str, str, str]:
 
 def config_class(backend: str) -> type:
     """The config dataclass of ``backend`` (imports its module, not the library)."""
-    module, config_name, _ = _lookup(backend)
-    return getattr(importlib.import_module(module), config_name)
+    entry = _lookup(backend)
+    return getattr(importlib.import_module(entry.module), entry.config_class)
 
 
 def make_config(backend: str, model: str, **settings: Any) -> Any:
@@ -65,5 +86,5 @@ def load_engine(backend: str, model: str, **settings: Any) -> Engine:
         ModelLoadError: the model cannot be found or loaded.
     """
     config = make_config(backend, model, **settings)
-    module, _, engine_name = _lookup(backend)
-    return getattr(importlib.import_module(module), engine_name)(config)
+    entry = _lookup(backend)
+    return getattr(importlib.import_module(entry.module), entry.engine_class)(config)
