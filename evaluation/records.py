@@ -10,9 +10,12 @@ Each line of ``records.jsonl`` is one JSON object with a ``kind``:
 
 A batch's lines are written in one ``write`` followed by ``flush`` and
 ``fsync``, so a crash loses at most the batch in flight.  A crash in the middle
-of that write can leave a torn last line: readers ignore it and
-:meth:`RecordStore.open` cuts it off before appending.  Later copies of a
-problem id never replace the first one.
+of that write can leave a torn last line (no newline): readers ignore it and
+:class:`RecordStore` cuts it off before appending.  That is the only damage a
+crash can do, so it is the only damage repaired: any other unreadable line
+(a flipped byte, NUL bytes, a line that is not a record) is refused with its
+line number and nothing is rewritten, because cutting there would delete the
+good records after it.  Later copies of a problem id never replace the first one.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import os
 import signal
 from collections.abc import Iterable
 from pathlib import Path
+
+from evaluation.errors import ResultsError
 
 RECORDS_FILE = "records.jsonl"
 # Fault injection for crash tests: SIGKILL this process right after the Nth
@@ -33,21 +38,54 @@ KILL_AFTER_BATCH_ENV = "INFERTUNE_KILL_AFTER_BATCH"
 STOP_AFTER_BATCH_ENV = "INFERTUNE_STOP_AFTER_BATCH"
 
 
+class CorruptRecordsError(ResultsError):
+    """A complete line of a record file is not a readable record."""
+
+
 def read_records(path: Path) -> tuple[list[dict], int]:
-    """All intact records of ``path`` and the byte length of its intact prefix."""
+    """All records of ``path`` and the byte length of its complete lines.
+
+    A torn last line (no newline) is left out of both.
+
+    Raises:
+        CorruptRecordsError: a complete line is not a record; the message names it.
+    """
     if not path.exists():
         return [], 0
     records, good_bytes = [], 0
     with path.open("rb") as handle:
-        for line in handle:
+        for line_number, line in enumerate(handle, start=1):
             if not line.endswith(b"\n"):
                 break  # torn by a crash mid-write
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+            records.append(_parse(line, path, line_number))
             good_bytes += len(line)
     return records, good_bytes
+
+
+def _parse(line: bytes, path: Path, line_number: int) -> dict:
+    try:
+        # Decoded explicitly: json.loads(bytes) guesses UTF-16 from NUL bytes.
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        problem = "invalid UTF-8"
+    except json.JSONDecodeError as error:
+        problem = f"malformed JSON: {error.msg}"
+    else:
+        problem = _shape_problem(record)
+        if problem is None:
+            return record
+    raise CorruptRecordsError(
+        f"{path}:{line_number}: corrupt record ({problem}); nothing was changed:"
+        f" repair or delete that line, then resume"
+    )
+
+
+def _shape_problem(record: object) -> str | None:
+    if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+        return "not an object with a string 'kind'"
+    if record["kind"] == "problem" and not isinstance(record.get("id"), str):
+        return "a problem record without a string 'id'"
+    return None
 
 
 def done_problems(records: Iterable[dict]) -> dict[str, dict]:

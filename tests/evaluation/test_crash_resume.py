@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from evaluation.records import KILL_AFTER_BATCH_ENV
-from tests.evaluation.conftest import BASE_ARGS, only_run_dir, problem_records
+from tests.evaluation.conftest import BASE_ARGS, only_run_dir, problem_records, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 FLAGS = ("--count", "12", "--batch_size", "4")  # three batches
@@ -54,3 +54,20 @@ def test_sigkill_at_any_batch_then_resume_matches_uninterrupted(run_eval, tmp_pa
     assert answers["summary"]["num_done"] == 12
     assert answers["summary"]["num_correct"] == sum(r["correct"] for r in clean)
     assert answers["summary"]["num_sessions"] == 3
+
+
+def test_resume_refuses_a_run_with_a_corrupt_middle_record(
+    run_eval, tmp_path: Path, capsys
+) -> None:
+    assert run_eval("--count", "8", "--batch_size", "4") == 0
+    run_dir = only_run_dir(tmp_path / "results")
+    path = run_dir / "records.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b'"kind"', b'"ki\x00d"', 1)
+    path.write_bytes(b"".join(lines))
+    before = snapshot(run_dir)
+    capsys.readouterr()
+    assert run_eval("--resume", str(run_dir)) == 2
+    [message] = capsys.readouterr().err.splitlines()
+    assert "records.jsonl:2: corrupt record" in message
+    assert snapshot(run_dir) == before  # no record cut, no report rewritten

@@ -6,7 +6,9 @@ import csv
 import json
 from pathlib import Path
 
-from evaluation.records import RecordStore, read_records
+import pytest
+
+from evaluation.records import CorruptRecordsError, RecordStore, read_records
 from evaluation.reports import summarize, write_reports
 from evaluation.results import model_slug, new_run_dir, write_atomic
 
@@ -34,6 +36,42 @@ def test_torn_last_line_is_cut_and_redone(tmp_path: Path) -> None:
     records, size = read_records(path)
     assert size == path.stat().st_size
     assert [r["id"] for r in records if r["kind"] == "problem"] == ["p0", "p1", "p2"]
+
+
+def _three_problems(folder: Path) -> Path:
+    with RecordStore(folder) as store:
+        store.append([_problem(0), _problem(1), _problem(2), _batch(["p0", "p1", "p2"])])
+    return folder / "records.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda line: line.replace(b'"id"', b'"id\x01', 1), "malformed JSON"),
+        (lambda line: line[:10] + b"\x00" * 8 + line[18:], "malformed JSON"),
+        (lambda line: line[:10] + b"\xff\xfe" + line[12:], "invalid UTF-8"),
+        (lambda line: b"[1, 2]\n", "not an object"),
+        (lambda line: b'{"kind": "problem", "id": 7}\n', "a problem record without"),
+    ],
+)
+def test_a_bad_middle_line_is_refused_and_nothing_is_rewritten(
+    tmp_path: Path, damage, reason: str
+) -> None:
+    path = _three_problems(tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = damage(lines[1])
+    path.write_bytes(b"".join(lines))
+    before = path.read_bytes()
+    with pytest.raises(CorruptRecordsError, match=f"records.jsonl:2: corrupt record \\({reason}"):
+        RecordStore(tmp_path)
+    assert path.read_bytes() == before  # the good records after line 2 are all still there
+
+
+def test_a_bad_last_line_with_its_newline_is_not_a_torn_write(tmp_path: Path) -> None:
+    path = _three_problems(tmp_path)
+    path.write_bytes(path.read_bytes() + b'{"kind": "problem", "id": "p3", "ind\n')
+    with pytest.raises(CorruptRecordsError, match="records.jsonl:5"):
+        read_records(path)
 
 
 def test_done_problems_are_never_duplicated(tmp_path: Path) -> None:
