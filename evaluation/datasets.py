@@ -10,7 +10,9 @@ optional ``datasets`` package is installed.  ``synthetic`` is generated.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -81,22 +83,29 @@ class DatasetSpec:
     """Where a dataset lives and how one of its records becomes a :class:`Problem`."""
 
     path: str  # relative to the data directory
-    fields: tuple[str, ...]
+    texts: tuple[str, ...]  # fields that must be strings
+    numbers: tuple[str, ...]  # fields that may be a number or a string
     convert: Callable[[dict, int], Problem]
     hub: tuple[str, str | None, str]  # (hub id, config, split)
 
 
 DATASETS: dict[str, DatasetSpec | None] = {
-    "gsm8k": DatasetSpec("gsm8k/test.jsonl", ("question", "answer"), _gsm8k,
+    "gsm8k": DatasetSpec("gsm8k/test.jsonl", ("question", "answer"), (), _gsm8k,
                          ("openai/gsm8k", "main", "test")),
     "math500": DatasetSpec("math500/test.jsonl", ("problem", "solution", "answer", "unique_id"),
-                           _math500, ("HuggingFaceH4/MATH-500", None, "test")),
-    "svamp": DatasetSpec("svamp/test.jsonl", ("Body", "Question", "Answer", "ID"), _svamp,
+                           (), _math500, ("HuggingFaceH4/MATH-500", None, "test")),
+    "svamp": DatasetSpec("svamp/test.jsonl", ("Body", "Question"), ("Answer", "ID"), _svamp,
                          ("ChilleD/SVAMP", None, "test")),
-    "gsm_hard": DatasetSpec("gsm_hard/test.jsonl", ("input", "target"), _gsm_hard,
+    "gsm_hard": DatasetSpec("gsm_hard/test.jsonl", ("input",), ("target",), _gsm_hard,
                             ("reasoning-machines/gsm-hard", None, "train")),
     "synthetic": None,  # generated, see evaluation.synthetic
 }  # fmt: skip
+
+# The real files have lines under 5 KB and sizes under 2 MB.  A 200 MB question line
+# once grew the evaluation to 22 GB before the kernel killed it, so lines and files
+# far beyond real data are refused before they are read.
+MAX_LINE_BYTES = 1 << 20
+MAX_FILE_BYTES = 64 << 20
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
@@ -121,24 +130,84 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path | None:
     return next((p for p in (*defaults, Path("data")) if p.is_dir()), None)
 
 
-def _read_jsonl(path: Path, fields: tuple[str, ...]) -> Iterator[dict]:
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
+def _read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
+    """``(where, row)`` for each non-blank line, ``where`` being ``file:line``."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DatasetError(
+            f"{path} is {size >> 20} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit for a"
+            f" dataset file; split it into smaller files"
+        )
+    with path.open("rb") as handle:
+        for line_number in itertools.count(1):
+            # Bounded: a huge line is refused without ever holding it in memory.
+            line = handle.readline(MAX_LINE_BYTES + 1)
+            if not line:
+                return
+            where = f"{path}:{line_number}"
+            if len(line) > MAX_LINE_BYTES:
                 raise DatasetError(
-                    f"{path}:{line_number}: malformed JSON ({error.msg}); fix or remove that line"
-                ) from None
-            missing = [f for f in fields if not isinstance(row, dict) or f not in row]
-            if missing:
-                raise DatasetError(
-                    f"{path}:{line_number}: missing field(s) {', '.join(missing)};"
-                    f" each line needs {', '.join(fields)}"
+                    f"{where}: line longer than {MAX_LINE_BYTES >> 10} KiB, the limit for one"
+                    f" problem; remove or shorten that line"
                 )
-            yield row
+            if line.strip():
+                yield where, _parse_line(line, where)
+
+
+def _parse_line(line: bytes, where: str) -> dict:
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise DatasetError(
+            f"{where}: invalid UTF-8 at byte {error.start}; save the file as UTF-8"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise DatasetError(
+            f"{where}: malformed JSON ({error.msg}); fix or remove that line"
+        ) from None
+    if not isinstance(row, dict):
+        raise DatasetError(f"{where}: a line must be a JSON object, got {type(row).__name__}")
+    return row
+
+
+def _check_row(row: dict, spec: DatasetSpec, where: str) -> None:
+    fields = (*spec.texts, *spec.numbers)
+    missing = [f for f in fields if f not in row]
+    if missing:
+        raise DatasetError(
+            f"{where}: missing field(s) {', '.join(missing)}; each line needs {', '.join(fields)}"
+        )
+    for name in fields:
+        value = row[name]
+        if isinstance(value, str):
+            continue
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if name in spec.texts or not is_number or not math.isfinite(value):
+            kind = "text" if name in spec.texts else "text or a finite number"
+            raise DatasetError(
+                f"{where}: field {name!r} must be {kind}, got {json.dumps(value)[:40]};"
+                f" fix that line"
+            )
+
+
+def _to_problems(rows: Iterable[tuple[str, dict]], spec: DatasetSpec) -> list[Problem]:
+    """Convert checked rows; ids must be unique, or a result would count one problem twice."""
+    problems: list[Problem] = []
+    first_seen: dict[str, str] = {}
+    for index, (where, row) in enumerate(rows):
+        _check_row(row, spec, where)
+        try:
+            problem = spec.convert(row, index)
+        except DatasetError as error:
+            raise DatasetError(f"{where}: {error}") from None
+        if problem.id in first_seen:
+            raise DatasetError(
+                f"{where}: problem id {problem.id!r} repeats the one at {first_seen[problem.id]};"
+                f" ids must be unique: remove or rename one"
+            )
+        first_seen[problem.id] = where
+        problems.append(problem)
+    return problems
 
 
 def _hub_rows(name: str, spec: DatasetSpec, looked_in: Path | None) -> Iterable[dict]:
@@ -170,10 +239,11 @@ def _all_problems(name: str, data_dir: str | Path | None) -> list[Problem]:
         return [_synthetic(i) for i in range(SYNTHETIC_SIZE)]
     root = resolve_data_dir(data_dir)
     if root is not None and (root / spec.path).is_file():
-        rows: Iterable[dict] = _read_jsonl(root / spec.path, spec.fields)
+        rows: Iterable[tuple[str, dict]] = _read_jsonl(root / spec.path)
     else:
-        rows = _hub_rows(name, spec, root)
-    return [spec.convert(row, index) for index, row in enumerate(rows)]
+        hub_id = spec.hub[0]
+        rows = ((f"{hub_id} row {i}", row) for i, row in enumerate(_hub_rows(name, spec, root)))
+    return _to_problems(rows, spec)
 
 
 def load_problems(
