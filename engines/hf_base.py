@@ -16,7 +16,7 @@ import torch
 
 from engines.base import Completion, Engine
 from engines.errors import ModelLoadError
-from engines.synthetic import resolve_model
+from engines.models import resolve_model
 from engines.tokens import eos_token_ids, finish
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -41,7 +41,9 @@ class HFEngine(Engine):
         self.device = resolve_device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
         self._tokenizer, self.model = load_model(config, self.device, self.dtype)
-        self.eos_ids = eos_token_ids(self._tokenizer, self.model.config)
+        self.eos_ids = eos_token_ids(
+            self._tokenizer, self.model.config, self.model.generation_config
+        )
 
     @property
     def tokenizer(self):  # noqa: ANN201
@@ -110,7 +112,8 @@ def load_model(config: HFModelConfig, device: torch.device, dtype: torch.dtype):
     except (OSError, ValueError) as error:
         raise ModelLoadError(
             f"cannot load model {config.model!r}: {str(error).splitlines()[0]}"
-            " (give a local directory with config.json, a cached hub id, or synthetic:tiny)"
+            " (give a local directory with config.json, a .gguf file, a cached hub id,"
+            " or synthetic:tiny)"
         ) from error
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

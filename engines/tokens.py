@@ -29,15 +29,31 @@ def encode_prompt(tokenizer, request: GenerationRequest) -> list[int]:  # noqa: 
     return tokenizer(request.prompt)["input_ids"]
 
 
-def eos_token_ids(tokenizer, model_config) -> frozenset[int]:  # noqa: ANN001
-    """Every id that ends a sequence: the tokenizer's EOS and the model config's."""
+def eos_token_ids(tokenizer, *configs) -> frozenset[int]:  # noqa: ANN001
+    """Every id that ends a sequence: the tokenizer's EOS and each config's ``eos_token_id``.
+
+    Pass the model config and the generation config: instruct models often list
+    extra end-of-turn ids (a list) only in ``generation_config.json``.
+    """
     ids: set[int] = set()
-    for value in (tokenizer.eos_token_id, getattr(model_config, "eos_token_id", None)):
+    values = [tokenizer.eos_token_id, *(getattr(c, "eos_token_id", None) for c in configs)]
+    for value in values:
         if isinstance(value, int):
             ids.add(value)
         elif value:
             ids.update(value)
     return frozenset(ids)
+
+
+def generation_config(path: str):  # noqa: ANN201 - transformers GenerationConfig or None
+    """The generation config saved with the model at ``path``, or None when it has none."""
+    from transformers import GenerationConfig
+
+    try:
+        # local_files_only: a cached hub id resolves offline, and nothing waits on a network.
+        return GenerationConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError):  # no generation_config.json: the model config decides
+        return None
 
 
 def finish(

