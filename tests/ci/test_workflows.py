@@ -106,7 +106,7 @@ def shellcheck(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("workflow", ["ci.yml", "gpu.yml"])
 def test_run_scripts_pass_shellcheck(workflow: str, tmp_path: Path) -> None:
-    (job,) = yaml.safe_load((WORKFLOWS / workflow).read_text())["jobs"].values()
+    (job,) = jobs(workflow).values()
     scripts = {s.get("name", s.get("uses")): s["run"] for s in job["steps"] if "run" in s}
     assert scripts
     for name, script in scripts.items():
@@ -128,6 +128,32 @@ def test_actionlint() -> None:
         ["actionlint", *map(str, workflow_files())], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def jobs(workflow: str) -> dict:
+    return yaml.safe_load((WORKFLOWS / workflow).read_text())["jobs"]
+
+
+@pytest.mark.parametrize("workflow", ["ci.yml", "gpu.yml"])
+def test_steps_only_read_outputs_of_earlier_steps(workflow: str) -> None:
+    # actionlint's check, here too: a typo in steps.<id> is an empty string on the runner,
+    # which would silently turn the baseline choice into "create a new one".
+    (job,) = jobs(workflow).values()
+    seen: set[str] = set()
+    for entry in job["steps"]:
+        used = set(re.findall(r"steps\.([A-Za-z_][\w-]*)\.", json.dumps(entry)))
+        assert used <= seen, f"{workflow}: {entry.get('name')} reads steps {used - seen}"
+        seen.add(entry.get("id", ""))
+
+
+def test_self_hosted_labels_are_declared_for_actionlint() -> None:
+    config = yaml.safe_load((REPO / ".github" / "actionlint.yaml").read_text())
+    declared = set(config["self-hosted-runner"]["labels"])
+    for workflow in ("ci.yml", "gpu.yml"):
+        for job in jobs(workflow).values():
+            labels = job["runs-on"] if isinstance(job["runs-on"], list) else [job["runs-on"]]
+            if "self-hosted" in labels:
+                assert set(labels) - {"self-hosted", "linux", "x64"} <= declared
 
 
 def test_hardware_id_step_prints_probes_id(tmp_path: Path) -> None:
