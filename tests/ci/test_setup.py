@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ci import tool
 from tests.conftest import REPO
 
 SETUP = REPO / "scripts" / "setup.sh"
@@ -106,6 +107,13 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], env: dict, named: str
     )
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and named in result.stderr
+
+
+def test_install_scripts_pass_shellcheck() -> None:
+    result = subprocess.run(
+        [tool("shellcheck"), str(SETUP), str(REPO / ".ci" / "run")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
 
 
 def local_torch_wheel() -> Path | None:

@@ -15,12 +15,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.ci import tool
 from tests.conftest import REPO
 
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -55,13 +55,6 @@ def run_step(script: str, cwd: Path, env: dict[str, str] | None = None) -> dict[
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return dict(line.split("=", 1) for line in outputs.read_text().splitlines())
-
-
-def tool(name: str) -> str:
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if found is None:
-        pytest.skip(f"{name} is not installed (it comes with pip install -e '.[test]')")
-    return found
 
 
 def test_both_workflows_exist() -> None:
@@ -125,7 +118,7 @@ def test_actionlint() -> None:
             "unreachable here (ci.yml installs it); the schema and shellcheck tests stand in"
         )
     result = subprocess.run(
-        ["actionlint", *map(str, workflow_files())], capture_output=True, text=True
+        ["actionlint", *map(str, workflow_files())], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
