@@ -34,7 +34,10 @@ def setup_print(**env: str | None) -> subprocess.CompletedProcess[str]:
     """``setup.sh --print`` with ``env`` applied on top of ours (``None`` unsets a variable)."""
     merged = {**os.environ, "PYTHON": sys.executable}
     for key, value in env.items():
-        merged.pop(key, None) if value is None else merged.__setitem__(key, value)
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
     return subprocess.run(
         ["bash", str(SETUP), "--print"], env=merged, capture_output=True, text=True, timeout=60
     )
