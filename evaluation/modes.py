@@ -10,14 +10,20 @@ own fields (trace, first and final answer, ...) in ``ProblemResult.extra``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from engines import Engine
 from evaluation.datasets import Problem
 from evaluation.grading import grade
 from evaluation.prompts import PromptSettings, build_request
+
+if TYPE_CHECKING:
+    from evaluation.records import RecordStore
+
+# Loads a model on the run's backend and settings; the run closes it when it ends.
+OpenEngine = Callable[[str], Engine]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,9 +66,19 @@ class ModeBatch:
 
 
 class Mode(Protocol):
-    """What the runner needs from a mode."""
+    """What the runner needs from a mode.
+
+    ``is_stepwise`` modes (agents) advance every problem of the run one engine
+    call per step, so the run is not cut into chunks.
+    """
 
     name: str
+    is_stepwise: bool
+
+    def attach(self, store: RecordStore, open_engine: OpenEngine) -> None:
+        """Called once the main engine is loaded: the run's record file, and a way to load
+        more models (e.g. a separate checker); most modes need neither."""
+        ...
 
     def settings(self) -> dict[str, object]:
         """Everything that changes what is generated or graded (stored with the run)."""
@@ -95,6 +111,10 @@ class StandardMode:
 
     prompt: PromptSettings
     name: str = "standard"
+    is_stepwise: bool = False
+
+    def attach(self, store: RecordStore, open_engine: OpenEngine) -> None:
+        pass
 
     def settings(self) -> dict[str, object]:
         return {"prompt": self.prompt.as_record()}

@@ -1,42 +1,43 @@
-"""Turn command-line arguments into a checked run plan, before any model loads.
+"""Turn an :class:`~evaluation.request.EvalRequest` into a checked run plan, before any model loads.
 
 Every check that can fail on bad input (dataset, slice, results folder, a
 ``--resume`` folder from another run) happens here, so a mistake costs seconds,
 not a model load, and no existing file is touched.  With ``--resume``, settings
-not given on the command line are taken from the folder.
+not given in the request are taken from the folder.
 
 Engine settings are layered: a resumed run's last settings, then a profile's
-(``{"backend": ..., "engine": {...}}``, passed as ``build_plan(args, profile)``
-by ``--profile``), then explicit flags, which always win.
+(:class:`~evaluation.request.ProfileSettings`), then explicit values (batch
+size, dtype, engine args), which always win.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
+import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+from common.environment import environment
 from engines import Decoding
 from engines.errors import ConfigError
+from engines.registry import batch_field
+from evaluation.agents import AGENTS
 from evaluation.datasets import Problem, load_problems
 from evaluation.modes import Mode, StandardMode
 from evaluation.prompts import PromptSettings
+from evaluation.request import EvalRequest, ProfileSettings
 from evaluation.results import (
     SCHEMA_VERSION,
     check_resumable,
     check_writable,
-    environment,
     load_settings,
     new_run_dir,
 )
 
-_PROMPT_FLAGS = {  # flag -> PromptSettings field (None on the command line = not given)
-    "max_new_tokens": "max_new_tokens",
-    "apply_chat_template": "apply_chat_template",
-}
-_DECODING_FLAGS = ("temperature", "top_p", "seed")
+_PROMPT_FIELDS = ("max_new_tokens", "apply_chat_template")  # request field = PromptSettings field
+_DECODING_FIELDS = ("temperature", "top_p", "seed")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,107 +52,107 @@ class RunPlan:
     engine_settings: dict[str, object]
     settings: dict[str, object]
     chunk_size: int | None = None
-    profile: dict[str, object] | None = field(default=None)
-
-
-def parse_engine_args(pairs: list[str] | None) -> dict[str, object]:
-    """``["enforce_eager=true", "max_num_seqs=64"]`` -> typed settings."""
-    import yaml
-
-    settings: dict[str, object] = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--engine_arg wants KEY=VALUE, got {pair!r}")
-        settings[key.strip()] = yaml.safe_load(value) if value.strip() else None
-    return settings
 
 
 def engine_settings(
-    args: argparse.Namespace,
-    profile: dict | None = None,
+    request: EvalRequest,
+    profile: ProfileSettings | None = None,
     previous: dict | None = None,
     backend: str = "transformers",
 ) -> dict[str, object]:
-    """The engine's settings: a resumed run's last ones, then the profile's, then flags."""
-    settings = dict(previous or {}) | dict((profile or {}).get("engine", {}))
-    if args.batch_size is not None:  # transformers batches itself; vLLM schedules max_num_seqs
-        key = "max_num_seqs" if backend == "vllm" else "batch_size"
-        settings[key] = args.batch_size
-    if args.dtype is not None:
-        settings["dtype"] = args.dtype
-    return settings | parse_engine_args(args.engine_arg)
+    """The engine's settings: a resumed run's last ones, then the profile's, then the request's."""
+    settings = dict(previous or {}) | dict(profile.engine if profile else {})
+    if request.batch_size is not None:
+        settings[batch_field(backend)] = request.batch_size
+    if request.dtype is not None:
+        settings["dtype"] = request.dtype
+    return settings | dict(request.engine_args)
 
 
-def prompt_settings(args: argparse.Namespace, stored: dict | None) -> PromptSettings:
-    """Prompt and decoding settings: flags given, then ``stored`` (a resumed run's), defaults."""
+def prompt_settings(request: EvalRequest, stored: dict | None) -> PromptSettings:
+    """Prompt and decoding settings: the request's, then ``stored`` (a resumed run's), defaults."""
     base = PromptSettings.from_record(stored) if stored else PromptSettings()
-    decoding = {name: getattr(base.decoding, name) for name in ("temperature", "top_p", "seed")}
-    decoding |= {n: getattr(args, n) for n in _DECODING_FLAGS if getattr(args, n) is not None}
-    values = {f: getattr(args, flag) for flag, f in _PROMPT_FLAGS.items()}
-    values = {f: v for f, v in values.items() if v is not None}
+    names = (*_DECODING_FIELDS, *_PROMPT_FIELDS)
+    given = {n: getattr(request, n) for n in names if getattr(request, n) is not None}
+    decoding = {n: given.get(n, getattr(base.decoding, n)) for n in _DECODING_FIELDS}
+    values = {f: given[f] for f in _PROMPT_FIELDS if f in given}
     fields = {name: getattr(base, name) for name in base.__slots__}
     return PromptSettings(**(fields | values | {"decoding": Decoding(**decoding)}))
 
 
-def _given(args: argparse.Namespace, name: str, stored: dict | None, default: object) -> object:
-    value = getattr(args, name)
+def _given(request: EvalRequest, name: str, stored: dict | None, default: object) -> object:
+    value = getattr(request, name)
     if value is not None:
         return value
     return stored[name] if stored else default
 
 
-def _standard_mode(args: argparse.Namespace, stored: dict | None) -> Mode:
-    return StandardMode(prompt=prompt_settings(args, stored["prompt"] if stored else None))
+def _stored_prompt(stored: dict | None) -> dict | None:
+    return stored["prompt"] if stored else None
 
 
-# mode name -> factory(args, stored settings or None); agents register theirs here
-MODES: dict[str, Callable[[argparse.Namespace, dict | None], Mode]] = {"standard": _standard_mode}
+def _standard_mode(request: EvalRequest, stored: dict | None) -> Mode:
+    return StandardMode(prompt=prompt_settings(request, _stored_prompt(stored)))
 
 
-def build_plan(args: argparse.Namespace, profile: dict | None = None) -> RunPlan:
-    """Check the arguments and plan the run; nothing is written.
+def _agent_mode(name: str, request: EvalRequest, stored: dict | None) -> Mode:
+    from evaluation.agents.build import agent_mode, with_sampling_defaults
 
-    Args:
-        args: parsed flags of :func:`evaluation.eval.add_arguments`.
-        profile: a tuned profile, ``{"backend": ..., "engine": {...}}``; explicit
-            flags override it.
-    """
-    stored = load_settings(Path(args.resume)) if args.resume else None
-    mode_name = _given(args, "mode", stored, "standard")
+    sampled = with_sampling_defaults(name, request, stored)
+    return agent_mode(name, request, stored, prompt_settings(sampled, _stored_prompt(stored)))
+
+
+# mode name -> factory(request, stored settings or None); every agent is a mode
+MODES: dict[str, Callable[[EvalRequest, dict | None], Mode]] = {
+    "standard": _standard_mode,
+    **{name: partial(_agent_mode, name) for name in AGENTS},
+}
+
+
+def build_plan(request: EvalRequest) -> RunPlan:
+    """Check the request and plan the run; nothing is written."""
+    stored = load_settings(Path(request.resume)) if request.resume else None
+    mode_name = _given(request, "mode", stored, "standard")
     if mode_name not in MODES:
-        raise ConfigError(f"unknown --mode {mode_name!r}; choose one of: {', '.join(MODES)}")
-    return plan_for_mode(args, stored, mode_name, MODES[mode_name](args, stored), profile)
+        close = difflib.get_close_matches(mode_name, MODES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"unknown mode {mode_name!r}{hint}; choose one of: {', '.join(MODES)}"
+            " (--mode, or --agent for an agent)"
+        )
+    return plan_for_mode(request, stored, mode_name, MODES[mode_name](request, stored))
 
 
-def plan_for_mode(
-    args: argparse.Namespace,
-    stored: dict | None,
-    mode_name: str,
-    mode: Mode,
-    profile: dict | None = None,
-) -> RunPlan:
+def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mode: Mode) -> RunPlan:
     """Plan a run of an already built ``mode``: problems, engine settings, folder.
 
     ``mode.settings()`` goes into the run's settings, so a resume with other
     mode settings is refused like one with another model or dataset.
     """
-    model = _given(args, "model", stored, None)
-    dataset = _given(args, "dataset", stored, None)
+    model = _given(request, "model", stored, None)
+    dataset = _given(request, "dataset", stored, None)
     if model is None or dataset is None:
         raise ConfigError("--model and --dataset are required (unless --resume gives them)")
-    start = int(_given(args, "start", stored, 0))
-    count = args.count if args.count is not None else (len(stored["problem_ids"]) if stored else 0)
-    problems = load_problems(dataset, data_dir=args.data_dir, start=start, count=count)
-    backend = (args.inference_backend or (stored or {}).get("backend")
-               or (profile or {}).get("backend") or "transformers")  # fmt: skip
+    start = int(_given(request, "start", stored, 0))
+    count = request.count
+    count = count if count is not None else (len(stored["problem_ids"]) if stored else 0)
+    problems = load_problems(dataset, data_dir=request.data_dir, start=start, count=count)
+    profile = request.profile
+    backend = (
+        request.backend
+        or (stored or {}).get("backend")
+        or (profile.backend if profile else None)
+        or "transformers"
+    )
+    # a profile's knobs are for its own backend; another backend asked for explicitly ignores them
+    applied = profile if profile and request.backend in (None, profile.backend) else None
     last = stored["sessions"][-1] if stored and stored.get("sessions") else {}
     previous = last.get("requested") if last.get("backend") == backend else None
-    engine = engine_settings(args, profile, previous, backend)
+    engine = engine_settings(request, applied, previous, backend)
     mode_settings = mode.settings()
     settings = {
         "schema_version": SCHEMA_VERSION,
-        "round": _given(args, "round", stored, "run"),
+        "round": _given(request, "round", stored, "run"),
         "model": model,
         "dataset": dataset,
         "mode": mode_name,
@@ -160,17 +161,30 @@ def plan_for_mode(
         **mode_settings,
         "backend": backend,
         "engine": engine,
-        "profile": profile,
+        "profile": profile.as_record(is_applied=applied is not None) if profile else None,
         "environment": environment(),
         "sessions": [*(stored or {}).get("sessions", []), _session(backend, engine)],
     }
     if stored:
         check_resumable(stored, settings, tuple(mode_settings))
-    chunk = max(512, 4 * int(engine.get("max_num_seqs") or 256)) if backend == "vllm" else None
-    return RunPlan(run_dir=_run_dir(args, stored, settings, len(problems)),
-                   is_resume=stored is not None, problems=problems, mode=mode, backend=backend,
-                   engine_settings=engine, settings=settings, chunk_size=chunk,
-                   profile=profile)  # fmt: skip
+    return RunPlan(
+        run_dir=_run_dir(request, stored, settings, len(problems)),
+        is_resume=stored is not None,
+        problems=problems,
+        mode=mode,
+        backend=backend,
+        engine_settings=engine,
+        settings=settings,
+        chunk_size=_chunk_size(mode, backend, engine),
+    )
+
+
+def _chunk_size(mode: Mode, backend: str, engine: dict[str, object]) -> int | None:
+    """Problems per ``iter_batches`` call: vLLM schedules a chunk at a time, a stepwise mode
+    (an agent: one engine call per step for the whole run) takes the run in one."""
+    if backend != "vllm" or mode.is_stepwise:
+        return None
+    return max(512, 4 * int(engine.get(batch_field(backend)) or 256))
 
 
 def _session(backend: str, engine: dict[str, object]) -> dict[str, object]:
@@ -179,12 +193,13 @@ def _session(backend: str, engine: dict[str, object]) -> dict[str, object]:
     return {"started": started, "backend": backend, "requested": engine, "engine": engine}
 
 
-def _run_dir(args: argparse.Namespace, stored: dict | None, settings: dict, count: int) -> Path:
+def _run_dir(request: EvalRequest, stored: dict | None, settings: dict, count: int) -> Path:
     """The folder to write: the resumed one (if it matches) or a fresh name."""
     if stored:
-        check_writable(Path(args.resume))
-        return Path(args.resume)
-    results_dir = Path(args.results_dir)
+        check_writable(Path(request.resume))
+        return Path(request.resume)
+    results_dir = Path(request.results_dir)
     check_writable(results_dir)
-    return new_run_dir(results_dir, settings["round"], settings["model"], settings["dataset"],
-                       count)  # fmt: skip
+    return new_run_dir(
+        results_dir, settings["round"], settings["model"], settings["dataset"], count
+    )

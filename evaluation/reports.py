@@ -14,14 +14,16 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from common.io import write_atomic
+from engines.registry import batch_field
 from evaluation.records import done_problems
-from evaluation.results import SCHEMA_VERSION, file_stem, write_atomic
+from evaluation.results import SCHEMA_VERSION, file_stem
 
 CSV_COLUMNS = (
     "timestamp", "round", "model", "dataset", "mode", "backend", "batch_size", "start",
     "num_problems", "num_done", "num_correct", "accuracy", "num_failed", "generation_s",
     "overhead_s", "overhead_pct", "problems_per_s", "tokens_per_s", "prompt_tokens",
-    "completion_tokens", "num_sessions",
+    "completion_tokens", "num_sessions", "hardware_id",
 )  # fmt: skip
 
 
@@ -146,6 +148,7 @@ def _metrics_text(settings: dict, s: Summary) -> str:
 def _csv_row(settings: dict, s: Summary) -> dict[str, object]:
     stats = s.as_dict()
     engine = settings.get("engine", {})
+    environment = settings.get("environment") or {}
     row = {
         "timestamp": dt.datetime.now().isoformat(timespec="seconds"),
         "round": settings.get("round"),
@@ -153,8 +156,10 @@ def _csv_row(settings: dict, s: Summary) -> dict[str, object]:
         "dataset": settings["dataset"],
         "mode": settings["mode"],
         "backend": settings["backend"],
-        "batch_size": engine.get("batch_size", engine.get("max_num_seqs")),
+        "batch_size": engine.get(batch_field(settings["backend"])),
         "start": settings["start"],
+        # joins the run to the profile of the machine it ran on
+        "hardware_id": environment.get("hardware_id"),
     }
     return row | {c: stats[c] for c in CSV_COLUMNS if c in stats}
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import platform
-import re
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
+# environment and write_atomic live in common/ (one of each for every stage); they are
+# re-exported here for the modules that still import them from this one.
+from common.environment import environment  # noqa: F401
+from common.io import write_atomic
+from common.naming import model_slug
 from evaluation.errors import ResultsError
 
 SCHEMA_VERSION = 1
@@ -31,13 +32,6 @@ SETTINGS_FILE = "run.json"
 # A resumed run must produce the same records as an uninterrupted one, so
 # everything that changes what is generated or graded must match.
 RESUME_MUST_MATCH = ("model", "dataset", "mode", "start", "problem_ids", "prompt")
-_PACKAGES = ("infertune", "torch", "transformers", "vllm", "math-verify")
-
-
-def model_slug(model: str) -> str:
-    """A path-safe name: ``Qwen/Qwen2.5-Math-1.5B`` -> ``Qwen2.5-Math-1.5B``."""
-    last = model.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", last).strip("-") or "model"
 
 
 def file_stem(settings: dict) -> str:
@@ -68,62 +62,6 @@ def check_writable(directory: Path) -> None:
             f"cannot write results to {directory} ({error.strerror or error});"
             " pass a writable --results_dir"
         ) from None
-
-
-def write_atomic(path: Path, data: str | bytes) -> Path:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
-
-    The data goes to a temporary file in the same folder, is flushed and
-    ``fsync``-ed, and is then moved into place with ``os.replace``; on any
-    failure the temporary file is removed and the old file is left as it was.
-
-    Args:
-        path: The file to write; missing parent folders are created.
-        data: Text (written as UTF-8) or bytes.
-
-    Returns:
-        ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    mode, encoding = ("w", "utf-8") if isinstance(data, str) else ("wb", None)
-    try:
-        with os.fdopen(fd, mode, encoding=encoding) as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def environment() -> dict[str, object]:
-    """Library versions and the machine, stored with every run."""
-    versions = {}
-    for package in _PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "gpu": _gpu_name(),
-        "versions": versions,
-    }
-
-
-def _gpu_name() -> str | None:
-    import sys
-
-    torch = sys.modules.get("torch")  # only if already loaded: never import it for this
-    if torch is not None and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    return None
 
 
 def load_settings(run_dir: Path) -> dict:

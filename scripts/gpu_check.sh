@@ -70,7 +70,7 @@ TUNE_MAX_NEW_TOKENS=${TUNE_MAX_NEW_TOKENS:-48}
 N_TRIALS=${N_TRIALS:-4}
 SPEEDUP_CONFIGS=${SPEEDUP_CONFIGS:-baseline transformers-bs16 transformers-bs32 vllm-seqs64 tuned}
 MAX_DROP=${MAX_DROP:-10%}
-HWID=$("$PY" -c "from tuner.hardware import fingerprint, hardware_id; print(hardware_id(fingerprint()))")
+HWID=$("$PY" -c "from common.hardware import fingerprint, hardware_id; print(hardware_id(fingerprint()))")
 OUT=${OUT_DIR:-docs/results/$(date -u +%Y-%m-%d)-$HWID}
 BASELINE=${BASELINE:-benchmarks/baseline-gpu-$HWID.json}
 mkdir -p "$OUT"
@@ -116,15 +116,15 @@ for agent_model in ${AGENT_MODELS:-synthetic:small $MODEL}; do
         tests/benchmarks/test_agent_speed.py -q -s -p no:cacheprovider "${agent_args[@]}" \
         --benchmark-enable --benchmark-json "$OUT/bench-$name.json"
 done
-step probe 180 "$PY" -m tuner.cli probe --model "$MODEL" --dataset "$DATASET" \
+step probe 180 "$PY" -m commands probe --model "$MODEL" --dataset "$DATASET" \
     --num-problems "$COUNT" --max-new-tokens "$MAX_NEW_TOKENS" --max-batch-size 64 --json
 [ -f "$OUT/probe.log" ] && mv "$OUT/probe.log" "$OUT/probe.json"
-step tune 300 "$PY" -m tuner.cli tune --model "$MODEL" --dataset "$DATASET" --backends transformers \
+step tune 300 "$PY" -m commands tune --model "$MODEL" --dataset "$DATASET" --backends transformers \
     --n-trials "$N_TRIALS" --timeout 240 --trial-timeout 120 --count "$TUNE_COUNT" \
     --canary-size 8 --max-new-tokens "$TUNE_MAX_NEW_TOKENS" --max-batch-size 64 --seed 0 \
     --profiles-dir "$PROFILES"
 # shellcheck disable=SC2086 # SPEEDUP_CONFIGS is a list of names
-step speedup 420 "$PY" -m tuner.cli speedup --model "$MODEL" --dataset "$DATASET" \
+step speedup 420 "$PY" -m commands speedup --model "$MODEL" --dataset "$DATASET" \
     --count "$COUNT" --max-new-tokens "$MAX_NEW_TOKENS" --out "$OUT" --profiles-dir "$PROFILES" \
     --time-limit 200 --configs $SPEEDUP_CONFIGS
 # On CPU the gpu-marked cases skip; their CPU twins run the same code instead.
@@ -133,7 +133,7 @@ if [ "$has_cuda" = 1 ]; then select_args=(-m gpu); else select_args=(-m "not gpu
 step bench 240 "$PY" -m pytest tests/benchmarks/test_gpu_throughput.py -q -p no:cacheprovider \
     "${select_args[@]}" --benchmark-enable --benchmark-json "$OUT/bench-gpu.json"
 if [ -f "$BASELINE" ]; then
-    step gate 30 "$PY" -m tuner.cli bench-gate --baseline "$BASELINE" \
+    step gate 30 "$PY" -m commands bench-gate --baseline "$BASELINE" \
         --current "$OUT/bench-gpu.json" --max-drop "$MAX_DROP"
 else
     echo "== gate: no stored baseline $BASELINE; to start one: cp $OUT/bench-gpu.json $BASELINE"

@@ -19,7 +19,7 @@ from engines import Completion, Engine
 from evaluation.agents.base import CASES, Agent, AgentState, outcome_fields
 from evaluation.datasets import Problem
 from evaluation.grading import answers_match
-from evaluation.modes import ModeBatch, ProblemResult
+from evaluation.modes import ModeBatch, OpenEngine, ProblemResult
 from evaluation.records import RecordStore
 
 STATE_KIND = "agent_state"
@@ -44,10 +44,18 @@ class AgentMode:
     agent: Agent
     store: RecordStore | None = None
     role_engines: Mapping[str, Engine] = field(default_factory=dict)
+    checker_model: str | None = None
+    is_stepwise: bool = True
 
     @property
     def name(self) -> str:
         return self.agent.name
+
+    def attach(self, store: RecordStore, open_engine: OpenEngine) -> None:
+        """Save states to ``store`` after every step; load a separate checker model if any."""
+        self.store = store
+        if self.checker_model:
+            self.role_engines = {"checker": open_engine(self.checker_model)}
 
     def settings(self) -> dict[str, object]:
         """The prompt and the agent's settings: a resume must match both."""

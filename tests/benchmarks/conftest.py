@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from engines import GenerationRequest
-from tuner.measure import synchronize
+from tuner.measurement.measure import synchronize
 
 
 def replayed_requests(num: int, *, seed: int = 0, low: int = 16, high: int = 48):

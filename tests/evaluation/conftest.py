@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.eval import main
+from commands.eval import main
 
 BASE_ARGS = ("--model", "synthetic:tiny", "--dataset", "synthetic", "--round", "t",
              "--max_new_tokens", "12", "--dtype", "float32")  # fmt: skip

@@ -14,7 +14,7 @@ from evaluation.agents.majority_vote import vote
 from evaluation.agents.solver_checker import CHECK_TEMPLATE
 from evaluation.agents.verdicts import parse_plan, parse_verdict
 from evaluation.datasets import load_problems
-from evaluation.eval_agent import main
+from commands.eval import main
 from evaluation.prompts import PromptSettings
 from tests.evaluation.conftest import only_run_dir, problem_records
 
@@ -132,7 +132,7 @@ def test_unknown_agent_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
 
 
 def test_infertune_eval_runs_agents_and_resume_must_match(tmp_path: Path, capsys) -> None:
-    from tuner.cli import main as infertune
+    from commands.main import main as infertune
 
     flags = [*AGENT_ARGS, "--agent", "majority_vote", "--num_runs", "2", "--count", "2"]
     assert infertune(["eval", *flags, "--results_dir", str(tmp_path)]) == 0

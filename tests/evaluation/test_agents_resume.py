@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from evaluation.eval_agent import main
+from commands.eval import main
 from evaluation.records import KILL_AFTER_BATCH_ENV
 from tests.evaluation.conftest import only_run_dir, problem_records
 

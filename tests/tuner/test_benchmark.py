@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.benchmark import TrialResult, parity, run_trial
-from tuner.workload import build_workload
+from tuner.measurement.benchmark import TrialResult, parity, run_trial
+from tuner.measurement.workload import build_workload
 
 MODEL = "synthetic:tiny"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tuner import gate_cli
-from tuner.cli import run_command
-from tuner.gate import GateError, compare, load_benchmarks, parse_max_drop
+from commands.main import run_command
+from commands import bench_gate as gate_cli
+from tuner.gates.throughput import GateError, compare, load_benchmarks, parse_max_drop
 
 SUITE = """
 import pytest
@@ -63,7 +63,7 @@ def _scaled(baseline: Path, target: Path, factor: float, *, ops_only: bool = Fal
 def _gate(*argv: str) -> int:
     parser = argparse.ArgumentParser()
     gate_cli.add_arguments(parser)
-    return run_command("tuner.gate_cli", parser.parse_args(argv), "infertune bench-gate")
+    return run_command("commands.bench_gate", parser.parse_args(argv), "infertune bench-gate")
 
 
 def test_real_file_is_read_with_throughput_keys(baseline_file: Path) -> None:

@@ -13,8 +13,9 @@ import sys
 import psutil
 import pytest
 
-from tuner import hardware
-from tuner.hardware import GIB, GpuInfo, Hardware, LibraryVersions, fingerprint, hardware_id
+from common.hardware import GIB, GpuInfo, Hardware, fingerprint, hardware_id
+from common.versions import LibraryVersions
+from common import hardware
 
 VERSIONS = LibraryVersions(python="3.11.7", torch="2.13.0", transformers="5.19.0", vllm=None)
 
@@ -47,7 +48,7 @@ def test_fingerprint_reads_this_machine() -> None:
 
 def test_fingerprint_never_imports_vllm() -> None:
     code = (
-        "import sys; from tuner.hardware import fingerprint;"
+        "import sys; from common.hardware import fingerprint;"
         " fingerprint(); print('vllm' in sys.modules)"
     )
     result = subprocess.run(

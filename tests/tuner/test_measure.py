@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tuner import measure
-from tuner.measure import (
+from tuner.measurement import measure
+from tuner.measurement.measure import (
     GpuSampler,
     GpuUsage,
     LatencyTracker,
@@ -97,7 +97,7 @@ def test_peak_memory_below_an_earlier_peak_uses_samples() -> None:
     # process's lifetime high-water mark, which a long test process (engines
     # loaded by earlier tests) may already hold above it.
     code = (
-        "from tuner.measure import PeakMemory\n"
+        "from tuner.measurement.measure import PeakMemory\n"
         "MIB = 1 << 20\n"
         "with PeakMemory(interval_s=0.01) as big:\n"
         "    block = bytearray(400 * MIB)\n"
@@ -119,7 +119,7 @@ def test_samplers_sleep_between_samples_and_stop_their_thread() -> None:
     # and threads left by other tests (engines, tokenizers) would be counted too.
     code = (
         "import threading, time\n"
-        "from tuner.measure import GpuSampler, PeakMemory\n"
+        "from tuner.measurement.measure import GpuSampler, PeakMemory\n"
         "cpu_start = time.process_time()\n"
         "with PeakMemory(interval_s=0.01), GpuSampler(interval_s=0.01):\n"
         "    time.sleep(0.5)\n"

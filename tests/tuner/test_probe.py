@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
+from commands.main import main
 from engines.errors import ConfigError
 from tests.conftest import REPO
-from tuner.cli import main
-from tuner.probe import ProbeError, ProbeLengths, ProbeResult, _fit, run_probe
-from tuner.probe_memory import BatchMeasurement
+from tuner.measurement.probe import ProbeError, ProbeLengths, ProbeResult, _fit, run_probe
+from tuner.measurement.probe_memory import BatchMeasurement
 
 MIB = 1 << 20
 TINY = {"dataset": "synthetic", "num_problems": 8}
@@ -136,7 +136,7 @@ def _cli_json(*flags: str) -> dict:
     # how much address space the process has reserved before the rlimit is set,
     # and an address-space limit on CPU is only as exact as that baseline.
     env.pop("TOKENIZERS_PARALLELISM", None)
-    command = [sys.executable, "-m", "tuner.cli", "probe", "--model", "synthetic:tiny",
+    command = [sys.executable, "-m", "commands", "probe", "--model", "synthetic:tiny",
                "--dataset", "synthetic", "--num-problems", "8", "--json", *flags]  # fmt: skip
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

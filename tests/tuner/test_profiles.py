@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from commands import profiles as profiles_cli
+from commands.main import run_command
+from common.hardware import Hardware, fingerprint, hardware_id
 from engines import make_config
-from tuner import profiles, profiles_cli
-from tuner.cli import run_command
-from tuner.hardware import Hardware, fingerprint, hardware_id
 from tuner.profiles import (
     KIND,
     Profile,
@@ -29,8 +29,10 @@ from tuner.profiles import (
     model_slug,
     profile_path,
     profiles_root,
+    resolve_profile,
     save_profile,
 )
+from tuner.profiles import records as profiles
 
 SETTINGS = {"batch_size": 16, "stopping": "per_row", "sort_by_length": True, "dtype": "float32"}
 
@@ -189,8 +191,9 @@ def test_library_versions_minor_refused_patch_warned(here: Hardware) -> None:
     ("model", "slug"),
     [
         ("synthetic:small", "synthetic-small"),
-        ("Qwen/Qwen2.5-1.5B-Instruct", "qwen--qwen2.5-1.5b-instruct"),
-        ("meta-llama/Llama-3.1-8B", "meta-llama--llama-3.1-8b"),
+        # one slug for every folder (results, profiles, sweep jobs): the old system's
+        ("Qwen/Qwen2.5-1.5B-Instruct", "Qwen2.5-1.5B-Instruct"),
+        ("meta-llama/Llama-3.1-8B", "Llama-3.1-8B"),
     ],
 )
 def test_model_slug(model: str, slug: str) -> None:
@@ -202,7 +205,7 @@ def test_local_model_dir_slug_and_content_revision(tmp_path: Path) -> None:
     model.mkdir()
     (model / "config.json").write_text('{"hidden_size": 64}')
     (model / "model.safetensors").write_bytes(b"\0" * 10)
-    assert model_slug(str(model)) == "my-model"
+    assert model_slug(str(model)) == "My-Model"
     first = model_revision(str(model))
     assert first.startswith("sha256:") and model_revision(str(model)) == first
     (model / "model.safetensors").write_bytes(b"\0" * 11)
@@ -229,14 +232,14 @@ def test_profiles_root_precedence(tmp_path: Path, monkeypatch) -> None:
         profile_path("synthetic:tiny", "x", None) == tmp_path / "env" / "synthetic-tiny" / "x.json"
     )
     monkeypatch.delenv("INFERTUNE_PROFILES_DIR")
-    repo = Path(profiles.__file__).resolve().parents[1] / "profiles"
+    repo = Path(profiles.__file__).resolve().parents[2] / "profiles"
     assert profiles_root() == repo  # this checkout has a writable profiles/
 
 
 def _cli(*argv: str) -> int:
     parser = argparse.ArgumentParser()
     profiles_cli.add_arguments(parser)
-    return run_command("tuner.profiles_cli", parser.parse_args(argv), "infertune profiles")
+    return run_command("commands.profiles", parser.parse_args(argv), "infertune profiles")
 
 
 def test_cli_list_shows_profiles_and_unreadable_files(
@@ -274,3 +277,26 @@ def test_cli_show_errors_exit_2(here: Hardware, tmp_path, capsys) -> None:
     (tmp_path / "bad.json").write_text("not json")
     assert _cli("show", str(tmp_path / "bad.json")) == 2
     assert "corrupted" in capsys.readouterr().err
+
+
+def test_profile_under_the_older_folder_name_is_still_found(here: Hardware, tmp_path) -> None:
+    profile = dataclasses.replace(_profile(here), model="Qwen/Qwen2.5-1.5B")
+    legacy = tmp_path / "qwen--qwen2.5-1.5b" / f"{hardware_id(here)}.json"
+    save_profile(profile, path=legacy)
+    assert find_profile("Qwen/Qwen2.5-1.5B", hardware_id(here), tmp_path) == legacy
+    assert profile_path("Qwen/Qwen2.5-1.5B", "x", tmp_path).parent.name == "Qwen2.5-1.5B"
+
+
+def test_resolve_profile_auto_path_and_mismatches(here: Hardware, tmp_path) -> None:
+    path = save_profile(_profile(here), tmp_path)
+    resolved = resolve_profile("auto", "synthetic:small", root=tmp_path, hardware=here)
+    assert resolved.path == path and resolved.profile == load_profile(path)
+    assert resolved.settings == dict(resolved.profile.config.settings) and not resolved.warnings
+    assert resolve_profile(str(path), None, hardware=here).profile == resolved.profile
+    with pytest.raises(ProfileError, match="not synthetic:tiny"):
+        resolve_profile(str(path), "synthetic:tiny", hardware=here)
+    with pytest.raises(ProfileError, match="run `infertune tune"):
+        resolve_profile("auto", "synthetic:tiny", root=tmp_path, hardware=here)
+    missing = resolve_profile("auto", "synthetic:tiny", root=tmp_path, hardware=here, optional=True)
+    assert missing.profile is None and "no profile for synthetic:tiny" in missing.reason
+    assert resolve_profile("none", "synthetic:small").reason == "no profile requested"

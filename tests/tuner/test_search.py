@@ -16,7 +16,9 @@ import optuna
 import pytest
 from optuna.trial import FixedTrial, TrialState
 
-from tuner.search import (
+from tuner.measurement.workload import build_workload
+from tuner.search.space import SearchSpace, power_of_two_sizes, reference_config
+from tuner.search.study import (
     Objective,
     SlowerThanBestPruner,
     StudySettings,
@@ -25,8 +27,6 @@ from tuner.search import (
     optimize,
     seed_study,
 )
-from tuner.space import SearchSpace, power_of_two_sizes, reference_config
-from tuner.workload import build_workload
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = "synthetic:tiny"
@@ -109,7 +109,7 @@ def test_an_oom_trial_is_recorded_infeasible_and_the_study_completes(tmp_path, t
 def _tune(args, **kwargs):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     return subprocess.Popen(
-        [sys.executable, "-m", "tuner.cli", "tune", *args],
+        [sys.executable, "-m", "commands", "tune", *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

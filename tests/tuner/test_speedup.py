@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from commands.main import main
+from common.hardware import Hardware, fingerprint, hardware_id
 from tests.conftest import vllm_installed
-from tuner.benchmark import TrialResult
-from tuner.cli import main
-from tuner.hardware import Hardware, fingerprint, hardware_id
+from tuner.api import tuned_config
+from tuner.measurement.benchmark import TrialResult
+from tuner.measurement.speedup import BASELINE, TUNED, SpeedupConfig, make_row, select_configs
+from tuner.measurement.workload import Workload
 from tuner.profiles import Profile, ProfileConfig, ProfileMetrics, save_profile
-from tuner.speedup import BASELINE, TUNED, SpeedupConfig, make_row, select_configs
-from tuner.speedup_cli import _tuned_config
-from tuner.speedup_report import FILES, SpeedupReport, table_cells, write_report
-from tuner.workload import Workload
+from tuner.reports.speedup import FILES, SpeedupReport, table_cells, write_report
 
 BATCHED = ("transformers-bs16", "vllm-seqs32")
 
@@ -95,8 +95,7 @@ def _profile(hw: Hardware, **changes) -> Profile:
 
 def test_tuned_row_comes_from_this_machines_profile(here, tmp_path) -> None:
     save_profile(_profile(here), tmp_path)
-    args = _args(profiles_dir=str(tmp_path))
-    tuned, notes = _tuned_config(args, here)
+    tuned, notes = tuned_config("synthetic:small", here, str(tmp_path))
     assert tuned == ProfileConfig(backend="transformers", settings={"batch_size": 8}, batch_size=8)
     configs, skipped = select_configs(
         [TUNED], on_gpu=False, vllm_available=False, tuned=tuned, tuned_missing=""
@@ -109,16 +108,10 @@ def test_tuned_row_comes_from_this_machines_profile(here, tmp_path) -> None:
 def test_unusable_profile_is_a_note_not_a_failure(here, tmp_path) -> None:
     foreign = _profile(here, hardware_id="h100-80g-x1-000000")
     save_profile(foreign, path=tmp_path / "synthetic-small" / f"{hardware_id(here)}.json")
-    tuned, notes = _tuned_config(_args(profiles_dir=str(tmp_path)), here)
+    tuned, notes = tuned_config("synthetic:small", here, str(tmp_path))
     assert tuned is None and "profile not usable" in notes[0] and "h100-80g-x1-000000" in notes[0]
-    tuned, notes = _tuned_config(_args(profiles_dir=str(tmp_path / "empty")), here)
+    tuned, notes = tuned_config("synthetic:small", here, str(tmp_path / "empty"))
     assert tuned is None and "run `infertune tune`" in notes[0]
-
-
-def _args(**values):
-    import argparse
-
-    return argparse.Namespace(model="synthetic:small", **values)
 
 
 def test_vllm_rows_are_skipped_with_a_note_when_it_is_absent() -> None:

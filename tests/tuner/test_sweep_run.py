@@ -2,7 +2,7 @@
 with identical results, a failed job not stopping the others, and Ray giving the same
 results as the sequential run.
 
-Every sweep runs as a real ``python -m tuner.cli sweep`` subprocess driving real eval
+Every sweep runs as a real ``python -m commands.main sweep`` subprocess driving real eval
 subprocesses on ``synthetic:tiny``; a pre-made profile for this machine stands in for
 tuning (which the tuner's own tests cover) and its settings must reach every job.
 """
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from common.hardware import fingerprint, hardware_id
 from evaluation.records import STOP_AFTER_BATCH_ENV, read_records
 from evaluation.reports import ordered_problems
-from tuner.hardware import fingerprint, hardware_id
 from tuner.profiles import Profile, ProfileConfig, ProfileMetrics, save_profile
 from tuner.sweep.manifest import Manifest
 
@@ -57,7 +57,7 @@ def sweep_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def sweep(sweep_file: Path, root: Path, *extra: str, **popen: object) -> subprocess.Popen:
-    command = [sys.executable, "-m", "tuner.cli", "sweep", str(sweep_file), "--results", str(root)]
+    command = [sys.executable, "-m", "commands", "sweep", str(sweep_file), "--results", str(root)]
     return subprocess.Popen([*command, *extra], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **popen)  # fmt: skip
 

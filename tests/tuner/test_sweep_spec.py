@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.cli import main
+from commands.main import main
 from tuner.sweep.jobs import eval_command, eval_jobs
 from tuner.sweep.spec import SweepFileError, load_spec
 
@@ -57,9 +57,15 @@ def test_good_file_gives_the_grid(tmp_path: Path) -> None:
         "synthetic-tiny__synthetic-4__majority_vote",
     ]
     command = eval_command(spec, jobs[1], tmp_path / "job", None)
-    assert command[command.index("-m") + 1] == "evaluation.eval_agent"
+    # an agent is a mode of the one eval command, not a second pipeline
+    assert command[command.index("-m") + 1] == "evaluation.eval"
+    profiled = eval_command(spec, jobs[0], tmp_path / "job", tmp_path / "p.json")
+    # the profile reaches the job once, as --profile (it used to come twice: as --profile
+    # and again as --inference_backend/--engine_arg copies of its settings)
+    plain = eval_command(spec, jobs[0], tmp_path / "job", None)
+    assert profiled == [*plain, "--profile", str(tmp_path / "p.json")]
     assert command[command.index("--agent") :][:2] == ["--agent", "majority_vote"]
-    assert "--num_runs" in command and "--resume" not in command
+    assert "--num-runs" in command and "--resume" not in command
     assert "dtype=float32" in command
 
 

@@ -7,7 +7,7 @@ import pytest
 from engines.synthetic import resolve_model
 from evaluation.datasets import load_problems
 from evaluation.prompts import PromptSettings, prompt_text
-from tuner.workload import Workload, WorkloadError, build_workload, load_tokenizer
+from tuner.measurement.workload import Workload, WorkloadError, build_workload, load_tokenizer
 
 MODEL = "synthetic:tiny"
 

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from common.io import write_atomic
 from engines.errors import InfertuneError
-from evaluation.results import write_atomic
 
 MANIFEST_FILE = "sweep-manifest.json"
 _LOCK_FILE = ".sweep-manifest.lock"

@@ -4,7 +4,7 @@ Two phases, each a batch of independent jobs handed to an executor (in
 process, one after another; or Ray tasks): first ``tune`` jobs for models
 without a valid profile for this machine, then every evaluation job that is not
 ``done`` in the manifest.  A job left ``running`` by a killed sweep runs again
-and the eval CLI's ``--resume`` continues it.
+and the eval command's ``--resume`` continues it.
 """
 
 from __future__ import annotations
@@ -43,23 +43,12 @@ def profile_status(model: ModelSpec, profiles_dir: Path | None) -> ProfileStatus
     Raises:
         ProfileError: an explicitly named profile does not fit this machine.
     """
-    if model.profile == "none":
-        return ProfileStatus(path=None)
-    from tuner.hardware import fingerprint, hardware_id
-    from tuner.profiles import ProfileError, check_compatible, find_profile, load_profile
+    from tuner.profiles import resolve_profile
 
-    hardware = fingerprint()
-    if model.profile != "auto":
-        check_compatible(load_profile(model.profile), hardware)
-        return ProfileStatus(path=str(Path(model.profile).resolve()))
-    path = find_profile(model.id, hardware_id(hardware), profiles_dir)
-    if path is None:
-        return ProfileStatus(path=None, reason=f"no profile for {model.id} on this machine")
-    try:
-        check_compatible(load_profile(path), hardware)
-    except ProfileError as error:
-        return ProfileStatus(path=None, reason=str(error))
-    return ProfileStatus(path=str(path.resolve()))
+    resolved = resolve_profile(model.profile, model.id, root=profiles_dir, optional=True)
+    if resolved.profile is None:
+        return ProfileStatus(path=None, reason=None if model.profile == "none" else resolved.reason)
+    return ProfileStatus(path=str(resolved.path.resolve()))
 
 
 def job_context(spec: SweepSpec) -> JobContext:

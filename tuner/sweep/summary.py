@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.results import write_atomic
+from common.io import write_atomic
 
 COLUMNS = ("model", "dataset", "count", "mode", "state", "accuracy", "num_correct", "num_done",
            "num_problems", "problems_per_s", "tokens_per_s", "wall_s", "attempts", "profile",

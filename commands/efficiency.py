@@ -1,0 +1,88 @@
+"""``infertune efficiency``: how close the tuner gets to an exhaustive grid, with a third
+of its trials.
+
+Example::
+
+    infertune efficiency --model synthetic:small --dataset synthetic --json efficiency.json
+
+Measures every configuration of a reduced but real space, runs the tuner on the
+same space, and prints the report (JSON) of
+:func:`tuner.search.efficiency.measure_efficiency`.  A benchmark: it takes minutes
+and asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from commands import flags
+from commands.flags import option
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    option(parser, "model", default="synthetic:small", help="model (default: synthetic:small)")
+    flags.add_dataset(parser, required=False, default="synthetic")
+    flags.add_backend(
+        parser,
+        multiple=True,
+        default=["transformers", "vllm"],
+        help="backends of the grid (default: transformers vllm)",
+        aliases=("--backends",),
+    )
+    option(
+        parser,
+        "batch_sizes",
+        nargs="+",
+        type=int,
+        default=[1, 4, 16, 32],
+        metavar="N",
+        help="batch sizes of the grid (default: 1 4 16 32)",
+    )
+    flags.add_count(
+        parser,
+        default=32,
+        help="problems in the workload (default: 32)",
+        aliases=("--workload-size", "--workload_size"),
+    )
+    flags.add_max_new_tokens(parser, default=32)
+    flags.add_seed(parser, default=0, help="sampler seed (default: 0)")
+    option(
+        parser,
+        "repeats",
+        type=int,
+        default=3,
+        help="interleaved re-measurements of the finalists (default: 3)",
+    )
+    flags.add_data_dir(parser)
+    option(parser, "json", metavar="FILE", help="also write the report here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engines.errors import ConfigError
+    from tuner.search.efficiency import measure_efficiency
+
+    for name in ("count", "max_new_tokens", "repeats"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    report = measure_efficiency(
+        args.model,
+        args.dataset,
+        backends=args.backend,
+        batch_sizes=args.batch_sizes,
+        count=args.count,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        repeats=args.repeats,
+        data_dir=args.data_dir,
+        log=lambda text: print(text, file=sys.stderr, flush=True),
+    )
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        from common.io import write_atomic
+
+        write_atomic(Path(args.json), text + "\n")
+    return 0

@@ -1,0 +1,1 @@
+"""CI gates: fail a build when a measured throughput regressed."""

@@ -1,0 +1,1 @@
+"""Measuring configurations: workload, trial subprocess, timers, memory probe, speedup table."""

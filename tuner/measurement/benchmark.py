@@ -1,0 +1,230 @@
+"""Measure one engine configuration on a workload, in a fresh subprocess.
+
+vLLM does not give device memory back within a process, and a configuration
+that runs out of memory (or crashes the interpreter) must not take the tuner
+with it: :func:`run_trial` therefore starts ``python -m tuner.measurement.trial_worker`` for
+every configuration, with a time limit, and always returns a
+:class:`TrialResult`.  An OOM, a crash or a timeout is a result (``status``),
+never an exception in the caller::
+
+    result = run_trial("transformers", "synthetic:small", {"batch_size": 16}, workload)
+    result.status, result.problems_per_s, result.canary_token_ids
+
+The worker writes one progress line per finished batch; ``on_progress(done,
+elapsed_s)`` sees each of them and may return ``True`` to stop the trial early
+(status ``"pruned"``), which is how the search prunes clearly slower trials.
+Used by ``infertune tune`` and reusable by any command that compares
+configurations (e.g. a speedup report).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tuner.measurement.workload import Workload
+
+Status = Literal["ok", "oom", "crashed", "timeout", "error", "pruned"]
+STATUSES = ("ok", "oom", "crashed", "timeout", "error", "pruned")
+FAULT_ENV = "INFERTUNE_FAULT"  # test hook, see tuner.trial_worker.install_fault
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+_POLL_S = 0.5
+
+ProgressCallback = Callable[[int, float], bool]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrialResult:
+    """What one configuration measured, or why it could not.
+
+    Throughput covers the whole workload after a warm-up, device-synchronised.
+    ``canary_answers`` / ``canary_token_ids`` are the greedy outputs of the
+    workload's canary problems (answer parity); ``batch_latency`` is
+    :class:`tuner.measure.Stats` in seconds as a dict.
+    """
+
+    status: Status
+    message: str = ""
+    problems_per_s: float = 0.0
+    output_tokens_per_s: float = 0.0
+    seconds: float = 0.0
+    load_seconds: float = 0.0
+    num_problems: int = 0
+    output_tokens: int = 0
+    batch_latency: dict[str, Any] | None = None
+    peak_memory_bytes: int | None = None
+    num_oom_splits: int = 0
+    canary_answers: tuple[str | None, ...] = ()
+    canary_token_ids: tuple[tuple[int, ...], ...] = ()
+    engine_settings: dict[str, Any] = field(default_factory=dict)
+    # GPU use over the timed run (tuner.measure.GpuSampler): mean utilisation in %
+    # and energy in J, summed over the GPUs; None without a GPU.
+    gpu_utilization_pct: float | None = None
+    gpu_energy_j: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"TrialResult.status must be one of {STATUSES}, got {self.status!r}")
+        if self.status == "ok" and not self.problems_per_s > 0:
+            raise ValueError("TrialResult.problems_per_s must be > 0 for an ok trial")
+
+    @property
+    def is_ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialResult:
+        values = dict(data)
+        values["canary_answers"] = tuple(values.get("canary_answers", ()))
+        values["canary_token_ids"] = tuple(tuple(t) for t in values.get("canary_token_ids", ()))
+        return cls(**values)
+
+
+def parity(result: TrialResult, reference: TrialResult) -> float:
+    """Fraction of canary problems on which ``result`` agrees with ``reference``.
+
+    A problem agrees when both extracted the same answer, or, when no answer
+    was extracted (random-weight models), when the completions are the same
+    tokens.  A failed trial agrees on nothing.
+    """
+    count = len(reference.canary_token_ids)
+    if not result.is_ok or count == 0 or len(result.canary_token_ids) != count:
+        return 0.0
+    pairs = zip(
+        zip(result.canary_answers, result.canary_token_ids, strict=True),
+        zip(reference.canary_answers, reference.canary_token_ids, strict=True),
+        strict=True,
+    )
+    agree = sum(
+        (answer is not None and answer == ref_answer) or tokens == ref_tokens
+        for (answer, tokens), (ref_answer, ref_tokens) in pairs
+    )
+    return agree / count
+
+
+def run_trial(
+    backend: str,
+    model: str,
+    settings: Mapping[str, Any],
+    workload: Workload,
+    *,
+    time_limit_s: float = 600.0,
+    on_progress: ProgressCallback | None = None,
+    env: Mapping[str, str] | None = None,
+) -> TrialResult:
+    """Run ``load_engine(backend, model, **settings)`` on ``workload`` in a subprocess.
+
+    Args:
+        backend: engine backend name (``engines.backend_names()``).
+        model: model id or path.
+        settings: backend config fields, passed unchanged to ``load_engine``.
+        workload: the prompts (and replayed lengths) to time.
+        time_limit_s: wall-clock limit for the whole subprocess (load included);
+            past it the process group is killed and the status is ``"timeout"``.
+        on_progress: called with (problems done, seconds of timed generation)
+            after each batch; returning ``True`` kills the trial (``"pruned"``).
+        env: extra environment variables for the subprocess.
+
+    Returns:
+        The measurement, or a result whose ``status`` says why there is none.
+    """
+    with tempfile.TemporaryDirectory(prefix="infertune-trial-") as folder:
+        folder_path = Path(folder)
+        spec = {
+            "backend": backend,
+            "model": model,
+            "settings": dict(settings),
+            "workload": json.loads(workload.to_json()),
+        }
+        (folder_path / "spec.json").write_text(json.dumps(spec))
+        paths = [folder_path / name for name in ("spec.json", "result.json", "progress.jsonl")]
+        command = [sys.executable, "-m", "tuner.measurement.trial_worker", *map(str, paths)]
+        with open(folder_path / "stderr.log", "wb") as stderr:
+            process = subprocess.Popen(
+                command,
+                env=_trial_env(backend, env),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,  # its own group: kill it whole
+            )
+            ended = _supervise(process, paths[2], time_limit_s, on_progress)
+        if ended is not None:
+            return TrialResult(status=ended[0], message=ended[1])
+        if paths[1].is_file():
+            return TrialResult.from_dict(json.loads(paths[1].read_text()))
+        return TrialResult(status="crashed", message=_crash_message(process, folder_path))
+
+
+def _supervise(
+    process: subprocess.Popen,
+    progress_path: Path,
+    time_limit_s: float,
+    on_progress: ProgressCallback | None,
+) -> tuple[Status, str] | None:
+    """Wait for ``process``; kill it on timeout or prune.  ``None``: it exited by itself."""
+    deadline = time.monotonic() + time_limit_s
+    seen = 0
+    while True:
+        try:
+            process.wait(timeout=_POLL_S)  # sleeps in the kernel: no busy-wait on shared cores
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() > deadline:
+            _kill(process)
+            return "timeout", f"trial exceeded its time limit of {time_limit_s:g} s"
+        if on_progress is None or not progress_path.is_file():
+            continue
+        lines = progress_path.read_text().splitlines()
+        for line in lines[seen:]:
+            try:
+                done, elapsed = json.loads(line)
+            except ValueError:  # a line being written right now
+                break
+            seen += 1
+            if on_progress(done, elapsed):
+                _kill(process)
+                return "pruned", f"stopped after {done} problems: clearly slower than the best"
+
+
+def _kill(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it may have exited meanwhile
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _trial_env(backend: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
+    if backend == "vllm":
+        env.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        if not _has_cuda():
+            # vLLM's CPU backend in one process is ~20x slower with more OpenMP threads.
+            env["OMP_NUM_THREADS"] = "1"
+    return env | dict(extra or {})
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _crash_message(process: subprocess.Popen, folder: Path) -> str:
+    code = process.returncode
+    cause = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+    lines = [ln for ln in (folder / "stderr.log").read_text(errors="replace").splitlines() if ln]
+    return f"trial process crashed ({cause})" + (f": {lines[-1][:300]}" if lines else "")

@@ -1,0 +1,169 @@
+"""``python -m tuner.measurement.trial_worker SPEC RESULT PROGRESS``: measure one configuration.
+
+Runs in its own process (see :func:`tuner.benchmark.run_trial`): loads the
+engine, warms it up (not timed), times generation of the whole workload batch by
+batch, and writes a :class:`tuner.benchmark.TrialResult` as JSON to RESULT.
+After each batch it appends ``[problems done, seconds]`` to PROGRESS so the
+parent can prune a slow trial.  Expected failures (out of memory, a bad
+setting, a missing backend) become results; anything else crashes the process,
+which the parent records as ``"crashed"``.
+
+Test hook: ``INFERTUNE_FAULT=oom_above_batch:N`` makes the transformers model's
+``generate`` raise ``torch.OutOfMemoryError`` for batches of more than N rows,
+and ``crash_above_batch:N`` kills the process instead (see :func:`install_fault`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common.io import write_atomic
+from engines import Engine, load_engine
+from engines.errors import EngineOutOfMemoryError, InfertuneError
+from tuner.measurement.benchmark import FAULT_ENV, TrialResult
+from tuner.measurement.measure import GpuSampler, GpuUsage, LatencyTracker, PeakMemory, Stats
+from tuner.measurement.workload import Workload
+
+WARMUP_REQUESTS = 2
+# The setting that bounds how many sequences run together, per backend.
+BATCH_KNOBS = ("batch_size", "max_num_seqs", "max_requests_per_batch")
+
+
+def install_fault(engine: Engine, fault: str) -> None:
+    """Inject a fault at the lowest layer: the transformers model's ``generate``.
+
+    ``fault`` is ``"oom_above_batch:N"`` or ``"crash_above_batch:N"``.  Only for
+    tests; the engine above sees a real ``torch.OutOfMemoryError`` (or dies).
+    """
+    import torch
+
+    kind, _, limit_text = fault.partition(":")
+    if kind not in ("oom_above_batch", "crash_above_batch") or not limit_text.isdigit():
+        raise InfertuneError(
+            f"{FAULT_ENV}={fault!r}: want oom_above_batch:N or crash_above_batch:N"
+        )
+    model = getattr(engine, "model", None)
+    if model is None:
+        raise InfertuneError(f"{FAULT_ENV} needs the transformers backend (a .model.generate)")
+    limit, original = int(limit_text), model.generate
+
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        rows = kwargs["input_ids"].shape[0]
+        if rows > limit:
+            if kind == "crash_above_batch":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise torch.OutOfMemoryError(f"injected out of memory: {rows} rows > {limit}")
+        return original(*args, **kwargs)
+
+    model.generate = generate
+
+
+class _DoesNotFit(Exception):
+    """The engine survived an out-of-memory batch only by splitting it."""
+
+    def __init__(self, splits: int) -> None:
+        super().__init__(f"ran out of memory {splits} time(s); the engine had to split batches")
+        self.splits = splits
+
+
+def _warm_up(engine: Engine, workload: Workload, settings: dict[str, Any]) -> None:
+    # One full batch at the workload's real lengths: a token-sized warm-up left
+    # the allocator's growth to batch-sized caches inside the timed run (a
+    # 32-row batch took twice as long the first time as the second), which made
+    # large batches look no faster than batch 1.
+    size = next((settings[key] for key in BATCH_KNOBS if settings.get(key)), WARMUP_REQUESTS)
+    engine.generate(workload.requests()[:size])
+
+
+def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, Any]:
+    from evaluation.grading import extract_answer
+
+    requests = workload.requests()
+    outputs: list[Any] = [None] * len(requests)
+    tracker, batches, done = LatencyTracker(), engine.iter_batches(requests), 0
+    with PeakMemory() as memory, GpuSampler() as gpu, progress.open("a") as log:
+        while True:
+            with tracker.track():  # one block per batch: latency per batch
+                batch = next(batches, None)
+            if batch is None:
+                break
+            if engine.stats.num_oom_splits:  # stop at once: waiting only lets a pruner hide it
+                raise _DoesNotFit(engine.stats.num_oom_splits)
+            for index, completions in zip(batch.indices, batch.outputs, strict=True):
+                outputs[index] = completions[0]
+            done += len(batch.indices)
+            log.write(json.dumps([done, tracker.total().value]) + "\n")
+            log.flush()
+    seconds = tracker.total().value
+    # The last block is the call that found no batch left: part of the run, not a batch.
+    latency = Stats.from_samples(tracker.durations[:-1], "s")
+    tokens = sum(c.completion_tokens for c in outputs)
+    canary = outputs[: workload.num_canary]
+    return {
+        "problems_per_s": len(requests) / seconds,
+        "output_tokens_per_s": tokens / seconds,
+        "seconds": seconds,
+        "num_problems": len(requests),
+        "output_tokens": tokens,
+        "batch_latency": latency.as_dict(),
+        "peak_memory_bytes": int(memory.peak.value) if memory.peak else None,
+        "canary_answers": tuple(extract_answer(c.text) for c in canary),
+        "canary_token_ids": tuple(tuple(c.token_ids) for c in canary),
+        **_gpu_fields(gpu.usage),
+    }
+
+
+def _gpu_fields(usage: GpuUsage | None) -> dict[str, float | None]:
+    utilization = usage.mean_utilization if usage else None
+    energy = usage.energy if usage else None
+    return {
+        "gpu_utilization_pct": utilization.value if utilization else None,
+        "gpu_energy_j": energy.value if energy else None,
+    }
+
+
+def measure(spec: dict[str, Any], progress: Path) -> TrialResult:
+    """Load, warm up and time one configuration; expected failures become results."""
+    import torch
+
+    workload = Workload.from_json(json.dumps(spec["workload"]))
+    start = time.perf_counter()
+    try:
+        with load_engine(spec["backend"], spec["model"], **spec["settings"]) as engine:
+            if os.environ.get(FAULT_ENV):
+                install_fault(engine, os.environ[FAULT_ENV])
+            load_seconds = time.perf_counter() - start
+            _warm_up(engine, workload, spec["settings"])
+            engine.forget_cached_prompts()  # the timed run repeats the warm-up's prompts
+            engine.stats.num_oom_splits = 0
+            metrics = _timed_run(engine, workload, progress)
+            resolved = engine.settings() if hasattr(engine, "settings") else {}
+    except _DoesNotFit as error:  # the configured batch size does not fit in memory
+        return TrialResult(status="oom", num_oom_splits=error.splits, message=str(error))
+    except (EngineOutOfMemoryError, torch.OutOfMemoryError, MemoryError) as error:
+        return TrialResult(status="oom", message=_one_line(error))
+    except InfertuneError as error:
+        return TrialResult(status="error", message=_one_line(error))
+    return TrialResult(status="ok", load_seconds=load_seconds, engine_settings=resolved, **metrics)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:500]
+
+
+def main(argv: list[str]) -> int:
+    spec_path, result_path, progress_path = map(Path, argv)
+    result = measure(json.loads(spec_path.read_text()), progress_path)
+    write_atomic(result_path, json.dumps(result.as_dict()))  # the parent never reads half a result
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,192 @@
+"""The profile record: what tuning chose, what it measured, where and with what.
+
+A :class:`Profile` holds what tuning chose (a backend and engine settings that
+pass straight to ``engines.load_engine(backend, model, **settings)``), what it
+measured, and where and with which library versions it measured it.  Files carry
+``"kind": "infertune.profile"`` and a ``schema_version``; :meth:`Profile.from_dict`
+accepts every older version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from common.hardware import Hardware
+from common.versions import LibraryVersions
+from engines.errors import InfertuneError
+
+SCHEMA_VERSION = 1
+KIND = "infertune.profile"
+
+
+class ProfileError(InfertuneError, ValueError):
+    """A profile is missing, corrupted, foreign, invalid, or does not fit this machine."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileConfig:
+    """The chosen configuration.
+
+    ``settings`` are the backend's config fields, passed unchanged to
+    ``load_engine(backend, model, **settings)``.  ``batch_size`` is the batch
+    size to report in tables (transformers' ``batch_size``, vLLM's
+    ``max_num_seqs``).
+    """
+
+    backend: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.backend or not isinstance(self.backend, str):
+            raise ProfileError(f"config.backend must be a backend name, got {self.backend!r}")
+        if not isinstance(self.settings, dict) or not all(
+            isinstance(k, str) for k in self.settings
+        ):
+            raise ProfileError("config.settings must be a dict keyed by engine setting names")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ProfileError(f"config.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileMetrics:
+    """What the chosen configuration measured on the workload.
+
+    ``speedup`` is ``problems_per_s / baseline_problems_per_s`` (baseline:
+    transformers at batch size 1); ``parity_agreement`` is the fraction of
+    canary problems whose greedy answer matched the baseline's, in [0, 1].
+    """
+
+    problems_per_s: float
+    output_tokens_per_s: float
+    baseline_problems_per_s: float
+    speedup: float
+    parity_agreement: float
+    peak_memory_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("problems_per_s", "baseline_problems_per_s", "speedup"):
+            if not getattr(self, name) > 0:
+                raise ProfileError(f"metrics.{name} must be > 0, got {getattr(self, name)!r}")
+        if not self.output_tokens_per_s >= 0:
+            raise ProfileError(
+                f"metrics.output_tokens_per_s must be >= 0, got {self.output_tokens_per_s!r}"
+            )
+        if not 0 <= self.parity_agreement <= 1:
+            raise ProfileError(
+                f"metrics.parity_agreement must be in [0, 1], got {self.parity_agreement!r}"
+            )
+        if self.peak_memory_bytes is not None and self.peak_memory_bytes < 0:
+            raise ProfileError(
+                f"metrics.peak_memory_bytes must be >= 0, got {self.peak_memory_bytes}"
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StudyRef:
+    """Where the Optuna trial that produced a profile lives."""
+
+    storage: str
+    study_name: str
+    trial_number: int
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """One tuned configuration of ``model`` on one kind of machine.
+
+    ``workload`` describes what was measured (dataset, count, seed, decoding,
+    replayed lengths, ...) as plain JSON.  ``hardware_id`` is stored, not
+    recomputed, so profiles keep their key if the id scheme ever changes.
+    """
+
+    model: str
+    hardware: Hardware
+    hardware_id: str
+    config: ProfileConfig
+    metrics: ProfileMetrics
+    workload: dict[str, Any] = field(default_factory=dict)
+    model_revision: str | None = None
+    study: StudyRef | None = None
+    created: str = field(default_factory=_now)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ProfileError("model must be a non-empty model id or path")
+        if not self.hardware_id:
+            raise ProfileError("hardware_id must be non-empty (use common.hardware.hardware_id)")
+
+    @property
+    def versions(self) -> LibraryVersions:
+        return self.hardware.versions
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, as written to disk."""
+        return {
+            "kind": KIND,
+            "schema_version": self.schema_version,
+            "model": self.model,
+            "model_revision": self.model_revision,
+            "hardware_id": self.hardware_id,
+            "hardware": self.hardware.as_dict(),
+            "config": asdict(self.config),
+            "metrics": asdict(self.metrics),
+            "workload": self.workload,
+            "study": None if self.study is None else asdict(self.study),
+            "created": self.created,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        """Read :meth:`as_dict` output of this or any older schema version.
+
+        Raises:
+            ProfileError: the dict is not a profile, or a field is missing or invalid.
+        """
+        data = _upgrade(data)
+        try:
+            return cls(
+                model=data["model"],
+                hardware=Hardware.from_dict(data["hardware"]),
+                hardware_id=data["hardware_id"],
+                config=ProfileConfig(**data["config"]),
+                metrics=ProfileMetrics(**data["metrics"]),
+                workload=dict(data.get("workload") or {}),
+                model_revision=data.get("model_revision"),
+                study=StudyRef(**data["study"]) if data.get("study") else None,
+                created=data["created"],
+            )
+        except KeyError as error:
+            raise ProfileError(f"profile is missing field {error.args[0]!r}") from None
+        except (TypeError, ValueError) as error:
+            raise ProfileError(f"profile has an invalid field: {error}") from None
+
+
+# version -> function turning a dict of that version into the next version.
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _upgrade(data: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(data, Mapping) or data.get("kind") != KIND:
+        raise ProfileError(f'not an infertune profile (no "kind": "{KIND}")')
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise ProfileError(f"profile has an invalid schema_version {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ProfileError(
+            f"profile schema_version {version} is newer than this infertune reads"
+            f" ({SCHEMA_VERSION}); upgrade infertune"
+        )
+    upgraded = dict(data)
+    while version < SCHEMA_VERSION:
+        upgraded = _UPGRADES[version](upgraded)
+        version += 1
+    return upgraded

@@ -1,0 +1,242 @@
+"""Where profiles live, and reading, writing, finding and checking them.
+
+Profiles live at ``<root>/<model-slug>/<hardware-id>.json`` (see
+:func:`profiles_root`; the slug is :func:`common.naming.model_slug`, the one every
+folder uses)::
+
+    path = save_profile(profile)              # atomic; never clobbers a foreign file
+    path = find_profile("synthetic:small", hardware_id(fingerprint()))
+    profile = load_profile(path)
+    warnings = check_compatible(profile, fingerprint())   # raises ProfileError on a mismatch
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from common.hardware import Hardware, hardware_id
+from common.io import write_atomic
+from common.naming import model_slug
+from common.versions import LibraryVersions
+from tuner.profiles.records import Profile, ProfileError
+
+ROOT_ENV = "INFERTUNE_PROFILES_DIR"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def legacy_slug(model: str) -> str:
+    """The folder name profiles were saved under before :func:`common.naming.model_slug`:
+    ``"Qwen/Qwen2.5-1.5B"`` -> ``"qwen--qwen2.5-1.5b"``.  Read, never written."""
+    name = Path(model).name if Path(model).is_dir() else model
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower().replace("/", "--")).strip("-.")
+
+
+def model_revision(model: str) -> str | None:
+    """A content id for ``model`` when one can be had offline, else ``None``.
+
+    Local directory: ``"sha256:<16 hex>"`` of ``config.json`` plus the names and
+    sizes of the weight files.  ``synthetic:NAME``: a hash of its spec.  Hub id:
+    the commit the local Hugging Face cache resolved ``main`` to, if cached.
+    """
+    path = Path(model)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        config = path / "config.json"
+        if config.is_file():
+            digest.update(config.read_bytes())
+        for weight in sorted(p for p in path.iterdir() if p.name.endswith(WEIGHT_SUFFIXES)):
+            digest.update(f"{weight.name}:{weight.stat().st_size}\n".encode())
+        return "sha256:" + digest.hexdigest()[:16]
+    if model.startswith("synthetic:"):
+        from engines import synthetic
+
+        spec = json.dumps(asdict(synthetic.spec_for(model)), sort_keys=True)
+        return "synthetic:" + hashlib.sha256(spec.encode()).hexdigest()[:12]
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
+    )
+    ref = Path(hub) / f"models--{model.replace('/', '--')}" / "refs" / "main"
+    return ref.read_text().strip() if ref.is_file() else None
+
+
+def profiles_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """Where profiles live, first match wins.
+
+    1. ``root`` when given (``--root``);
+    2. ``$INFERTUNE_PROFILES_DIR`` when set;
+    3. ``profiles/`` of the source checkout holding the ``tuner`` package,
+       when it is writable (created on first save);
+    4. ``$XDG_DATA_HOME/infertune/profiles`` (default ``~/.local/share/...``).
+    """
+    if root is not None:
+        return Path(root)
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV])
+    checkout = Path(__file__).resolve().parents[2]
+    repo = checkout / "profiles"
+    # A source checkout (pyproject.toml next to the package), not site-packages.
+    if (checkout / "pyproject.toml").is_file() and os.access(
+        repo if repo.is_dir() else checkout, os.W_OK
+    ):
+        return repo
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(data_home) / "infertune" / "profiles"
+
+
+def profile_path(model: str, hardware_id: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """``<root>/<model-slug>/<hardware-id>.json`` (the file need not exist)."""
+    return profiles_root(root) / model_slug(model) / f"{hardware_id}.json"
+
+
+def load_profile(path: str | os.PathLike[str]) -> Profile:
+    """Read a profile file.
+
+    Raises:
+        ProfileError: the file is missing, not JSON, not a profile, of a newer
+            schema, or has an invalid field; the one-line message names the file.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(f"profile {path} does not exist; run `infertune tune` first") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ProfileError(f"cannot read profile {path}: {error}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ProfileError(
+            f"profile {path} is corrupted (invalid JSON at line {error.lineno});"
+            " delete it and tune again"
+        ) from None
+    try:
+        return Profile.from_dict(data)
+    except ProfileError as error:
+        raise ProfileError(f"{path}: {error}") from None
+
+
+def save_profile(
+    profile: Profile,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Write ``profile`` atomically (temp file + ``os.replace``); returns its path.
+
+    The path defaults to :func:`profile_path`.  An existing profile there is
+    replaced; an existing file that is *not* a readable profile is left alone.
+
+    Raises:
+        ProfileError: the target holds a foreign or corrupted file, or the
+            profile's settings or workload are not JSON-serialisable.
+    """
+    target = (
+        Path(path) if path is not None else profile_path(profile.model, profile.hardware_id, root)
+    )
+    try:
+        text = json.dumps(profile.as_dict(), indent=2, sort_keys=False) + "\n"
+    except (TypeError, ValueError) as error:
+        raise ProfileError(f"profile is not JSON-serialisable: {error}") from None
+    if target.exists():
+        try:
+            load_profile(target)
+        except ProfileError as error:
+            raise ProfileError(
+                f"refusing to overwrite {target}, which is not a readable profile ({error});"
+                " move it away first"
+            ) from None
+    return write_atomic(target, text)
+
+
+def find_profile(
+    model: str, hardware_id: str, root: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """The path of ``model``'s profile for ``hardware_id``, or ``None`` (``--profile auto``).
+
+    A profile saved under the older folder name (:func:`legacy_slug`) is found too.
+    """
+    path = profile_path(model, hardware_id, root)
+    legacy = profiles_root(root) / legacy_slug(model) / f"{hardware_id}.json"
+    return next((p for p in (path, legacy) if p.is_file()), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileEntry:
+    """One ``*.json`` file under the profiles root: a profile, or why it is not one."""
+
+    path: Path
+    profile: Profile | None = None
+    error: str | None = None
+
+
+def list_profiles(root: str | os.PathLike[str] | None = None) -> list[ProfileEntry]:
+    """Every ``<model-slug>/<hardware-id>.json`` under the root, sorted by path."""
+    entries = []
+    for path in sorted(profiles_root(root).glob("*/*.json")):
+        try:
+            entries.append(ProfileEntry(path=path, profile=load_profile(path)))
+        except ProfileError as error:
+            entries.append(ProfileEntry(path=path, error=str(error)))
+    return entries
+
+
+def check_compatible(
+    profile: Profile, hardware: Hardware, versions: LibraryVersions | None = None
+) -> list[str]:
+    """Refuse a profile measured elsewhere; return warnings for harmless drift.
+
+    The hardware ids must match.  torch and transformers (and vllm for a vLLM
+    profile) must match in major.minor; a patch difference, or another Python,
+    is a warning.  ``versions`` defaults to ``hardware.versions``.
+
+    Raises:
+        ProfileError: another kind of machine, or a library's major/minor
+            version differs or is missing; the message names the difference.
+    """
+    here = hardware_id(hardware)
+    if profile.hardware_id != here:
+        raise ProfileError(
+            f"profile for {profile.model} was tuned on {profile.hardware_id}"
+            f" ({profile.hardware.describe()}), but this machine is {here}"
+            f" ({hardware.describe()}); run `infertune tune` here"
+        )
+    versions = versions or hardware.versions
+    libraries = ["torch", "transformers"] + (["vllm"] if profile.config.backend == "vllm" else [])
+    warnings = [
+        message
+        for library in libraries
+        if (
+            message := _version_drift(
+                library, getattr(profile.versions, library), getattr(versions, library)
+            )
+        )
+    ]
+    if profile.versions.python.rsplit(".", 1)[0] != versions.python.rsplit(".", 1)[0]:
+        warnings.append(
+            f"python {versions.python} differs from the profile's {profile.versions.python}"
+        )
+    return warnings
+
+
+def _version_drift(library: str, tuned: str | None, installed: str | None) -> str | None:
+    """A warning for patch drift; raises ProfileError for a major/minor change."""
+    if tuned is None or tuned == installed:
+        return None
+    if installed is None:
+        raise ProfileError(f"profile was tuned with {library} {tuned}, which is not installed")
+    if _major_minor(tuned) != _major_minor(installed):
+        raise ProfileError(
+            f"profile was tuned with {library} {tuned} but {installed} is installed;"
+            f" install {library}=={tuned} or tune again"
+        )
+    return f"{library} {installed} differs from the profile's {tuned} (patch level only)"
+
+
+def _major_minor(version: str) -> str:
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return match.group(0) if match else version

@@ -1,0 +1,1 @@
+"""Rendering what was measured: the tune table and profile, the speedup report, plots."""

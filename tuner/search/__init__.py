@@ -1,0 +1,1 @@
+"""The search: the space of engine configurations, the Optuna study over it, its efficiency."""
