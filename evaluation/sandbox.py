@@ -2,67 +2,56 @@
 
 Agents that let the model write code (``python_tools``, ``solver_checker_with_tools``)
 call :func:`run_python` and feed the result back to the model.  The code never runs in
-the evaluation process: a fresh interpreter starts in a throwaway directory with a
-scrubbed environment, and whatever it does -- loop forever, fork, allocate, print,
-write, connect -- ends as data in a :class:`SandboxResult`, never as an exception.
+the evaluation process: a fresh interpreter starts with a scrubbed environment, and
+whatever it does -- loop forever, fork, allocate, print, write, connect -- ends as
+data in a :class:`SandboxResult`, never as an exception.
 
-Protections are layered.  The kernel layers hold against any code; the in-process
-audit hook (PEP 578) refuses operations early with a clear message, but a determined
-adversary can get around an audit hook, so it is a guard rail for the kernel layers.
+The kernel decides what the code can do (:mod:`evaluation.sandbox_jail`): its
+filesystem is an allow-list -- the interpreter's directories and the system libraries,
+read-only, plus one size-limited tmpfs for the work folder, ``/tmp`` and ``/dev/shm``
+-- in its own mount, pid, ipc, uts and network namespaces, under rlimits, a private
+uid (as root), no capabilities and a seccomp filter without exec or fork.  Nothing it
+writes outlives the run, and the data, the results, the project and ``$HOME`` are not
+in its view.  Where namespaces are unavailable the run does not start
+(``killed_reason`` ``"start_failed: ..."``): the code never runs with less.
 
-* always (kernel): wall clock (SIGKILL of the process group), RLIMIT_CPU, RLIMIT_AS,
-  RLIMIT_FSIZE, RLIMIT_NOFILE, no core dumps, no_new_privs, parent-death signal;
-* as root (kernel): a private uid per run, so RLIMIT_NPROC really binds, files of the
-  evaluation are not writable and every leftover process of that uid is killed; a
-  network namespace with no interfaces; a mount namespace that hides the repository
-  (and ``protected_paths``) under an empty read-only tmpfs -- directories the private
-  uid could not traverse (``/root`` above a pyenv Python) are masked the same way,
-  with the interpreter's own directories bound back inside;
-* as another user (kernel, where user namespaces are allowed): a network namespace;
-* always (audit hook): refuses fork/exec/subprocess/kill, sockets and name lookups,
-  writes and deletes outside the work directory, reads of protected paths and of other
-  processes' /proc entries, imports of the project's packages, ctypes and gc walks.
+The in-process audit hook (PEP 578) refuses fork/exec, sockets, writes outside the
+work folder and imports of the project early, with a message the model can read; a
+determined adversary can get around it, so it is only a guard rail.
 
-``SandboxResult.protections`` lists the kernel layers a run actually got.  This module
-is the parent's side (limits, starting, supervising and classifying the child); what
-runs inside the child (bootstrap, kernel layers, audit hook) is
-:mod:`evaluation.sandbox_child`.
+Why the code ended is learned from the kernel: the exit status and CPU time of
+``wait4``.  The status pipe is closed before the code starts; the notes pipe the hook
+writes to can only label a run that already failed.  :mod:`evaluation.sandbox_child`
+is what runs inside the child.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import selectors
 import signal
-import site
-import stat
 import subprocess
-import sys
-import sysconfig
-import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import ConfigError
-from evaluation.sandbox_child import CHILD_SOURCE, GUARDED_EVENTS
+from evaluation.sandbox_view import JAIL_FAILED_EXIT, MEMORY_EXIT, child_argv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Private uids for sandboxed runs (as root): high enough to collide with no real
-# account; one per concurrent run (of this process: the pid picks the block) so that
-# RLIMIT_NPROC and the final kill see only that run's tasks.
+# account, a block per evaluation process (its pid picks it).  Each run takes the
+# next uid of the block in turn, so a task of a killed run that is not yet reaped
+# never counts against the next run's RLIMIT_NPROC.
 _UID_BASE = 1_900_000_000
-_UID_SLOTS = 100
+_UID_SLOTS = 1000
 _READ_CHUNK = 1 << 16
-
-
 _POLL_SECONDS = 0.2
 
 
@@ -70,6 +59,8 @@ _POLL_SECONDS = 0.2
 class SandboxLimits:
     """Resource limits of one sandboxed run.
 
+    ``max_disk_bytes`` is the size of the one tmpfs the code may write (work folder,
+    ``/tmp`` and ``/dev/shm`` together); ``max_file_bytes`` caps each file.
     ``max_processes`` counts kernel tasks (processes and threads, the sandbox itself
     included); the kernel enforces it only where the sandbox gets its own uid (root).
     """
@@ -79,6 +70,7 @@ class SandboxLimits:
     memory_bytes: int = 512 << 20
     max_output_bytes: int = 64 << 10
     max_file_bytes: int = 16 << 20
+    max_disk_bytes: int = 64 << 20
     max_processes: int = 8
 
     def __post_init__(self) -> None:
@@ -97,6 +89,8 @@ class SandboxLimits:
             raise ConfigError(f"max_output_bytes must be >= 1, got {self.max_output_bytes}")
         if self.max_file_bytes < 0:
             raise ConfigError(f"max_file_bytes must be >= 0, got {self.max_file_bytes}")
+        if self.max_disk_bytes < 1 << 20:
+            raise ConfigError(f"max_disk_bytes must be >= 1 MiB, got {self.max_disk_bytes}")
         if self.max_processes < 1:
             raise ConfigError(f"max_processes must be >= 1, got {self.max_processes}")
 
@@ -147,56 +141,56 @@ def extract_code_blocks(text: str) -> list[str]:
     return [textwrap.dedent(m.group(1)).rstrip() for m in _FENCE.finditer(text)]
 
 
-def run_python(
-    code: str,
-    limits: SandboxLimits = DEFAULT_LIMITS,
-    *,
-    protected_paths: Sequence[str | os.PathLike[str]] = (),
-) -> SandboxResult:
+def run_python(code: str, limits: SandboxLimits = DEFAULT_LIMITS) -> SandboxResult:
     """Run ``code`` as a Python program in a fresh sandboxed interpreter.
 
-    Safe to call from several threads at once.  Never raises for anything the code
-    does; ``protected_paths`` (e.g. the results directory) join the repository in
-    being unreadable and unwritable from the sandbox.
+    Safe to call from several threads at once.  Never raises for anything the code does.
     """
     start = time.monotonic()
-    with (
-        tempfile.TemporaryDirectory(
-            prefix="infertune-sandbox-", ignore_cleanup_errors=True
-        ) as work,
-        _UID_POOL.lease() as uid,
-    ):
-        status_read, status_write = os.pipe()
+    with _UID_POOL.lease() as uid:
+        code_fd = os.memfd_create("sandbox-code", 0)  # no file of the code on any disk
+        os.write(code_fd, code.encode("utf-8", "surrogateescape"))
+        os.lseek(code_fd, 0, os.SEEK_SET)
+        (status_read, status_write), (notes_read, notes_write) = os.pipe(), os.pipe()
+        writers = (code_fd, status_write, notes_write)
         try:
-            argv = _child_argv(code, work, uid, limits, protected_paths, status_write)
+            argv, env = child_argv(limits, uid, *writers, guard=_GUARD)
             proc = subprocess.Popen(
                 argv,
-                cwd=work,
-                env=_child_env(work),
+                cwd="/",
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(status_write,),
+                pass_fds=writers,
                 start_new_session=True,
             )
         except OSError as exc:
             os.close(status_read)
-            return _failed_start(exc, time.monotonic() - start)
+            os.close(notes_read)
+            return _failed_start(str(exc), time.monotonic() - start)
         finally:
-            os.close(status_write)
+            for fd in writers:
+                os.close(fd)
         try:
-            return _supervise(proc, status_read, uid, limits, start)
+            return _supervise(proc, status_read, notes_read, limits, start)
         finally:
             os.close(status_read)
+            os.close(notes_read)
 
 
-def _failed_start(exc: OSError, duration: float) -> SandboxResult:
+# The audit hook is on in every real run; tests turn it off to show that the kernel
+# layers alone contain an attack, as they must against code that gets past the hook.
+_GUARD = True
+
+
+def _failed_start(why: str, duration: float) -> SandboxResult:
     return SandboxResult(
         stdout="",
         stderr="",
         exit_code=None,
         timed_out=False,
-        killed_reason=f"start_failed: {exc}",
+        killed_reason=f"start_failed: {why}",
         truncated=False,
         duration_seconds=duration,
     )
@@ -208,6 +202,7 @@ class _UidPool:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._in_use: set[int] = set()
+        self._next = 0
 
     @contextmanager
     def lease(self) -> Iterator[int | None]:
@@ -215,14 +210,17 @@ class _UidPool:
             yield None
             return
         with self._lock:
-            slot = next((s for s in range(_UID_SLOTS) if s not in self._in_use), None)
+            slots = ((self._next + k) % _UID_SLOTS for k in range(_UID_SLOTS))
+            slot = next((s for s in slots if s not in self._in_use), None)
             if slot is not None:
                 self._in_use.add(slot)
+                self._next = slot + 1
         try:
-            # All slots busy: run without a private uid rather than share one, since
-            # the final kill-by-uid would hit another run's processes.
-            base = _UID_BASE + (os.getpid() % 2_000_000) * _UID_SLOTS
-            yield None if slot is None else base + slot
+            # All slots busy: run as root, still without capabilities, rather than
+            # share a uid whose process limit another run is using.
+            yield (
+                None if slot is None else _UID_BASE + (os.getpid() % 2_000_000) * _UID_SLOTS + slot
+            )
         finally:
             if slot is not None:
                 with self._lock:
@@ -232,114 +230,32 @@ class _UidPool:
 _UID_POOL = _UidPool()
 
 
-def _child_env(work: str) -> dict[str, str]:
-    # Built from nothing, so no secret of the evaluation's environment leaks in.
-    return {
-        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "HOME": work,
-        "TMPDIR": work,
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONHASHSEED": "0",
-        "PYTHONUNBUFFERED": "1",  # so a killed run still shows what it printed
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONIOENCODING": "utf-8",
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": work,
-    }
-
-
-def _child_argv(
-    code: str,
-    work: str,
-    uid: int | None,
-    limits: SandboxLimits,
-    protected_paths: Sequence[str | os.PathLike[str]],
-    status_fd: int,
-) -> list[str]:
-    code_file = Path(work, "main.py")
-    code_file.write_text(code, encoding="utf-8", errors="surrogateescape")
-    if uid is not None:
-        os.chown(work, uid, uid)
-        os.chown(code_file, uid, uid)
-    protected = [os.path.realpath(REPO_ROOT), *(os.path.realpath(p) for p in protected_paths)]
-    # The interpreter, its libraries and the work dir must stay reachable even if
-    # they live under a protected path (a venv inside the repository, say).
-    needed = {os.path.realpath(p) for p in (work, *_interpreter_dirs())}
-    config = {
-        "code_file": str(code_file),
-        "work_dir": os.path.realpath(work),
-        "uid": uid,
-        "cpu_seconds": limits.cpu_seconds,
-        "memory_bytes": limits.memory_bytes,
-        "max_file_bytes": limits.max_file_bytes,
-        "max_processes": limits.max_processes,
-        "masks": _mask_dirs(protected, needed),
-        "guard_reads": protected,
-        "allow_reads": sorted(needed),
-        "project_modules": sorted(
-            p.name for p in REPO_ROOT.iterdir() if (p / "__init__.py").exists()
-        ),
-        "status_fd": status_fd,
-        "events": GUARDED_EVENTS,
-    }
-    return [sys.executable, "-s", "-P", "-c", CHILD_SOURCE, json.dumps(config)]
-
-
-def _covers(root: str, paths: set[str]) -> bool:
-    return any(p == root or p.startswith(root.rstrip("/") + "/") for p in paths)
-
-
-def _mask_dirs(protected: list[str], needed: set[str]) -> list[str]:
-    """Directories the child covers with an empty tmpfs (when it may mount).
-
-    Protected directories, and directories a private uid could not traverse on the
-    way to the interpreter (``/root`` for a pyenv Python, say); the child binds the
-    needed directories back inside the masks.
-    """
-    masks = {p for p in protected if os.path.isdir(p)}
-    for path in needed:
-        masks.update(str(d) for d in Path(path).parents if not os.stat(d).st_mode & stat.S_IXOTH)
-    return sorted(m for m in masks if not any(o != m and _covers(o, {m}) for o in masks))
-
-
-def _interpreter_dirs() -> list[str]:
-    paths = sysconfig.get_paths()
-    dirs = [sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent)]
-    dirs += [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
-    return dirs + site.getsitepackages()
-
-
 def _supervise(
-    proc: subprocess.Popen[bytes],
-    status_fd: int,
-    uid: int | None,
-    limits: SandboxLimits,
+    proc: subprocess.Popen[bytes], status_fd: int, notes_fd: int, limits: SandboxLimits,
     start: float,
-) -> SandboxResult:
-    fds = (proc.stdout.fileno(), proc.stderr.fileno(), status_fd)  # type: ignore[union-attr]
-    caps = {fds[0]: limits.max_output_bytes, fds[1]: limits.max_output_bytes, status_fd: 1 << 16}
+) -> SandboxResult:  # fmt: skip
+    out, err = proc.stdout.fileno(), proc.stderr.fileno()  # type: ignore[union-attr]
+    caps = {out: limits.max_output_bytes, err: limits.max_output_bytes,
+            status_fd: 1 << 16, notes_fd: 1 << 16}  # fmt: skip
     deadline = start + limits.wall_seconds
+    buffers: dict[int, bytearray] = {fd: bytearray() for fd in caps}
     try:
-        buffers, our_reason = _collect(proc, uid, caps, deadline, status_fd)
+        our_reason = _collect(caps, buffers, deadline, (out, err))
         if our_reason is None and not _wait_exit(proc.pid, deadline):
             our_reason = "wall_time"  # the code closed its pipes but kept running
     finally:
-        _kill_all(proc, uid)
+        _kill_all(proc, _init_pid(buffers[status_fd]))
         exit_code, cpu = _reap(proc)
         proc.stdout.close()  # type: ignore[union-attr]
         proc.stderr.close()  # type: ignore[union-attr]
-    status = bytes(buffers[fds[2]]).decode("utf-8", "replace").splitlines()
-    refusals = tuple(
-        line.removeprefix("refused: ") for line in status if line.startswith("refused: ")
-    )
-    reason = our_reason or _classify(exit_code, cpu, limits, "memory" in status, refusals)
+    status = bytes(buffers[status_fd]).decode("utf-8", "replace").splitlines()
+    notes = bytes(buffers[notes_fd]).decode("utf-8", "replace").splitlines()
+    refusals = tuple(n.removeprefix("refused: ") for n in notes if n.startswith("refused: "))
+    failure = next((s.removeprefix("failed: ") for s in status if s.startswith("failed: ")), "")
+    reason = our_reason or _classify(exit_code, cpu, limits, refusals, failure)
     return SandboxResult(
-        stdout=bytes(buffers[fds[0]]).decode("utf-8", "replace"),
-        stderr=bytes(buffers[fds[1]]).decode("utf-8", "replace"),
+        stdout=bytes(buffers[out]).decode("utf-8", "replace"),
+        stderr=bytes(buffers[err]).decode("utf-8", "replace"),
         exit_code=exit_code,
         timed_out=reason in ("wall_time", "cpu_time"),
         killed_reason=reason,
@@ -348,31 +264,27 @@ def _supervise(
         cpu_seconds=cpu,
         refusals=refusals,
         protections=tuple(
-            line.removeprefix("protection: ") for line in status if line.startswith("protection: ")
+            s.removeprefix("protection: ") for s in status if s.startswith("protection: ")
         ),
     )
 
 
 def _collect(
-    proc: subprocess.Popen[bytes],
-    uid: int | None,
-    caps: dict[int, int],
-    deadline: float,
-    status_fd: int,
-) -> tuple[dict[int, bytearray], str | None]:
+    caps: dict[int, int], buffers: dict[int, bytearray], deadline: float, outputs: tuple[int, ...]
+) -> str | None:
     """Read the child's pipes until they close, the deadline passes or output overflows.
 
     Reading at most ``cap`` bytes per stream and killing on overflow keeps a 100 MB
-    print from blocking the child or flooding the evaluation's memory.
+    print from blocking the child or flooding the evaluation's memory.  The pipes
+    close when the run's pid namespace is gone: nothing outside it holds them.
     """
-    buffers = {fd: bytearray() for fd in caps}
     with selectors.DefaultSelector() as selector:
         for fd in caps:
             selector.register(fd, selectors.EVENT_READ)
         while selector.get_map():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return buffers, "wall_time"
+                return "wall_time"
             for key, _ in selector.select(min(remaining, _POLL_SECONDS)):
                 chunk = os.read(key.fd, _READ_CHUNK)
                 if not chunk:
@@ -380,11 +292,14 @@ def _collect(
                     continue
                 room = caps[key.fd] - len(buffers[key.fd])
                 buffers[key.fd] += chunk[:room]
-                if len(chunk) > room and key.fd != status_fd:
-                    return buffers, "output_limit"
-            if _has_exited(proc.pid):
-                _kill_all(proc, uid)  # leftover tasks would hold the pipes open
-    return buffers, None
+                if len(chunk) > room and key.fd in outputs:
+                    return "output_limit"
+    return None
+
+
+def _init_pid(status: bytearray) -> int | None:
+    lines = bytes(status).decode("utf-8", "replace").splitlines()
+    return next((int(line.split()[1]) for line in lines if line.startswith("init ")), None)
 
 
 def _has_exited(pid: int) -> bool:
@@ -401,37 +316,20 @@ def _wait_exit(pid: int, deadline: float) -> bool:
     return True
 
 
-def _kill_all(proc: subprocess.Popen[bytes], uid: int | None) -> None:
+def _kill_all(proc: subprocess.Popen[bytes], init: int | None) -> None:
+    """Kill the run's init (the kernel then kills its whole pid namespace), then the relay.
+
+    The relay reaps init before it exits, so once the relay is reaped no task of the
+    run is left to count against the next run's limits.
+    """
+    # While the relay lives, it has not reaped init, so init's pid is still init's.
+    if init is not None and not _has_exited(proc.pid):
+        with suppress(OSError):
+            os.kill(init, signal.SIGKILL)
+        _wait_exit(proc.pid, time.monotonic() + 2.0)
     for kill in (os.killpg, os.kill):
         with suppress(OSError):
             kill(proc.pid, signal.SIGKILL)
-    if uid is None:
-        return
-    # Tasks that left the process group (setsid) still carry the run's private uid.
-    for _ in range(100):
-        pids = _live_tasks_of(uid)
-        if not pids:
-            return
-        for pid in pids:
-            with suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def _live_tasks_of(uid: int) -> list[int]:
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != b"Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
@@ -442,17 +340,22 @@ def _reap(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
 
 
 def _classify(
-    exit_code: int,
-    cpu: float,
-    limits: SandboxLimits,
-    out_of_memory: bool,
-    refusals: tuple[str, ...],
+    exit_code: int, cpu: float, limits: SandboxLimits, refusals: tuple[str, ...], failure: str
 ) -> str | None:
-    if exit_code == -signal.SIGXCPU or (exit_code == -signal.SIGKILL and cpu >= limits.cpu_seconds):
+    """Why the run ended, from the kernel's exit status and CPU time.
+
+    A refusal note (written by the hook, which the code could imitate) only names the
+    cause of a run that exited with an error by itself.
+    """
+    if failure and exit_code == JAIL_FAILED_EXIT:
+        return f"start_failed: cannot isolate the code ({failure})"
+    # RLIMIT_CPU ends the code with SIGKILL (SIGXCPU where it is not a namespace's
+    # init); the CPU time tells that apart from the same signals sent otherwise.
+    if exit_code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= limits.cpu_seconds - 0.1:
         return "cpu_time"
-    if out_of_memory:
+    if exit_code == MEMORY_EXIT:
         return "memory"
-    if exit_code != 0 and refusals:
+    if exit_code > 0 and refusals:
         return "refused: " + refusals[0].split(":", 1)[0]
     if exit_code < 0:
         try:

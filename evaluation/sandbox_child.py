@@ -1,15 +1,18 @@
 """The sandboxed child's side of :mod:`evaluation.sandbox`: its bootstrap and audit hook.
 
 Nothing here runs in the evaluation process.  :data:`CHILD_SOURCE` -- the source
-of the functions below plus a call to ``_child_main()`` -- is what the parent runs
-with ``python -c``; the child reads its settings (limits, masks, the
-:data:`GUARDED_EVENTS` table) from a JSON argument, applies the kernel layers
-(``_isolate``), installs the audit hook (``_install_guard``) and runs the code.
+of the functions below and of :mod:`evaluation.sandbox_jail`'s, plus a call to
+``_child_main()`` -- is what the parent runs with ``python -c``.  The child reads
+the code from a memfd and its settings from a JSON argument, enters the jail
+(``_enter_jail``), installs the audit hook (``_install_guard``), closes every
+descriptor but its output and the notes pipe, and runs the code.
 """
 
 from __future__ import annotations
 
 import inspect
+
+from evaluation.sandbox_jail import JAIL_FUNCTIONS
 
 
 def _names(text: str) -> list[str]:
@@ -68,108 +71,31 @@ GUARDED_EVENTS = {
 
 def _child_main() -> None:
     import json
+    import os
     import sys
-    import traceback  # noqa: F401  (loaded before the guard and the private uid)
+    import traceback  # noqa: F401  (loaded before the root and the uid change)
     import types  # noqa: F401
 
     config = json.loads(sys.argv[1])
-    with open(config["code_file"], encoding="utf-8", errors="surrogateescape") as f:
+    with os.fdopen(config["code_fd"], encoding="utf-8", errors="surrogateescape") as f:
         source = f.read()
-    _isolate(config)
-    _install_guard(config)
-    status_fd = config["status_fd"]
+    status = config["status_fd"]
+    try:
+        _enter_jail(config)  # noqa: F821  (sandbox_jail's, defined next to it in CHILD_SOURCE)
+    except OSError as error:
+        os.write(status, f"failed: {error.strerror}\n".encode("utf-8", "replace"))
+        os._exit(config["jail_failed_exit"])
+    if config["guard"]:
+        _install_guard(config)
+    notes, memory_exit = config["notes_fd"], config["memory_exit"]
     del config
-    _run_user_code(source, status_fd)
+    # The code holds no descriptor of the supervisor's but its output and the notes pipe.
+    os.closerange(3, notes)
+    os.closerange(notes + 1, 1 << 16)
+    _run_user_code(source, memory_exit)
 
 
-def _isolate(config: dict) -> None:
-    """Apply the kernel layers: namespaces, hidden paths, rlimits, private uid."""
-    import ctypes
-    import os
-    import resource
-
-    def note(line: str) -> None:
-        os.write(config["status_fd"], f"protection: {line}\n".encode())
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    is_root = os.geteuid() == 0
-    newnet, newns, newuser = 0x40000000, 0x00020000, 0x10000000
-    for flags in (newnet | newns, newnet):
-        if libc.unshare(flags if is_root else flags | newuser) == 0:
-            note("network namespace")
-            if flags & newns and is_root:
-                _mask_paths(libc, config, note)
-            break
-    cpu, memory = config["cpu_seconds"], config["memory_bytes"]
-    limits = {
-        resource.RLIMIT_CPU: (cpu, cpu + 1),
-        resource.RLIMIT_AS: (memory, memory),
-        resource.RLIMIT_FSIZE: (config["max_file_bytes"],) * 2,
-        resource.RLIMIT_CORE: (0, 0),
-        resource.RLIMIT_NOFILE: (256, 256),
-    }
-    # A private uid that cannot reach the interpreter's files would break every import.
-    uid = config["uid"] if is_root and _reachable(config["allow_reads"]) else None
-    if uid is not None:
-        limits[resource.RLIMIT_NPROC] = (config["max_processes"],) * 2
-    for which, value in limits.items():
-        resource.setrlimit(which, value)
-    if uid is not None:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-        note("private uid")
-        note("process limit")
-    pr_set_no_new_privs, pr_set_pdeathsig = 38, 1
-    if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) == 0:
-        note("no new privileges")
-    # Set after setuid, which clears it: the sandbox dies with the evaluation.
-    libc.prctl(pr_set_pdeathsig, 9, 0, 0, 0)
-
-
-def _mask_paths(libc: object, config: dict, note: object) -> None:
-    """Cover each mask with an empty read-only tmpfs, binding needed dirs back inside."""
-    import os
-
-    ms_nosuid, ms_nodev, ms_noexec, ms_remount, ms_rdonly = 2, 4, 8, 32, 1
-    ms_bind, ms_rec, ms_private, mnt_detach = 4096, 16384, 1 << 18, 2
-    masks, needed = config["masks"], config["allow_reads"]
-    inside = [p for p in needed if any(p.startswith(m + "/") for m in masks)]
-    inside = [p for p in inside if not any(p.startswith(q + "/") for q in inside)]
-    fds = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in inside if os.path.isdir(p)]
-    # Private propagation first, or the mounts would appear on the host too.
-    if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
-        return
-    flags = ms_nosuid | ms_nodev | ms_noexec
-    done = [m for m in masks if libc.mount(b"tmpfs", m.encode(), b"tmpfs", flags, b"mode=755") == 0]
-    for path, fd in fds:
-        os.makedirs(path, exist_ok=True)
-        source = f"/proc/self/fd/{fd}".encode()
-        if libc.mount(source, path.encode(), None, ms_bind | ms_rec, None) != 0:
-            for mask in done:
-                libc.umount2(mask.encode(), mnt_detach)
-            return
-        os.close(fd)
-    for mask in done:
-        libc.mount(None, mask.encode(), None, ms_remount | ms_rdonly | flags, None)
-        note(f"hidden {mask}")
-
-
-def _reachable(paths: list) -> bool:
-    """Whether a user who owns none of them can reach every path in ``paths``."""
-    import os
-    import stat
-
-    for path in paths:
-        parts = path.split("/")
-        for depth in range(2, len(parts)):
-            if not os.stat("/".join(parts[:depth])).st_mode & stat.S_IXOTH:
-                return False
-    return True
-
-
-def _run_user_code(source: str, status_fd: int) -> None:
-    import os
+def _run_user_code(source: str, memory_exit: int) -> None:
     import sys
     import traceback
     import types
@@ -183,14 +109,14 @@ def _run_user_code(source: str, status_fd: int) -> None:
     except SystemExit:
         raise
     except BaseException as exc:
-        if isinstance(exc, MemoryError):
-            os.write(status_fd, b"memory\n")
         report = traceback.TracebackException(type(exc), exc, exc.__traceback__.tb_next)
         # Frames of the sandbox itself (source "<string>") only distract the model.
         frames = [f for f in report.stack if f.filename != "<string>"]
         report.stack = traceback.StackSummary.from_list(frames)
         print("".join(report.format()), end="", file=sys.stderr)
-        raise SystemExit(1) from None
+        # An exit status, which the kernel reports, says "memory": RLIMIT_AS shows
+        # itself only as a failed allocation.
+        raise SystemExit(memory_exit if isinstance(exc, MemoryError) else 1) from None
 
 
 def _install_guard(config: dict) -> None:
@@ -207,25 +133,17 @@ def _install_guard(config: dict) -> None:
     process, network, low_level = (frozenset(events[k]) for k in ("process", "network", "low"))
     writes = {name: tuple(map(tuple, at)) for name, at in events["writes"].items()}
     project = frozenset(config["project_modules"])
-    own_pid, status_fd, work = posix.getpid(), config["status_fd"], config["work_dir"]
-    guarded, allowed = tuple(config["guard_reads"]), tuple(config["allow_reads"])
+    own_pid, notes_fd, work = posix.getpid(), config["notes_fd"], config["work_dir"]
     write_flags = posix.O_WRONLY | posix.O_RDWR | posix.O_CREAT | posix.O_TRUNC | posix.O_APPEND
     write, lstat = posix.write, posix.lstat
 
     def refuse(category: str, event: str, detail: object) -> None:
         line = f"refused: {category}: {event} {detail!r}"[:400]
-        write(status_fd, (line + "\n").encode("utf-8", "replace"))
+        write(notes_fd, (line + "\n").encode("utf-8", "replace"))
         raise PermissionError(f"sandbox refused {category} access: {event} {detail!r}")
 
     def within(path: str, roots: tuple) -> bool:
         return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-    def check_read(event: str, path: str) -> None:
-        if within(path, guarded) and not within(path, allowed):
-            refuse("protected files", event, path)
-        head = path.split("/")[2] if path.startswith("/proc/") else ""
-        if head.isdigit() and int(head) != own_pid:
-            refuse("other processes", event, path)
 
     def check_write(event: str, path: str) -> None:
         if not within(path, (work,)) and path != "/dev/null":
@@ -237,7 +155,6 @@ def _install_guard(config: dict) -> None:
         resolved = resolve(path)
         if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (flags or 0) & write_flags:
             check_write("open", resolved)
-        check_read("open", resolved)
         # os.open's event carries no dir_fd: a directory descriptor from outside the
         # work dir could later anchor a write that the hook would resolve wrongly.
         if mode is None and not within(resolved, (work,)):
@@ -255,9 +172,6 @@ def _install_guard(config: dict) -> None:
             for path_at, fd_at in writes[event]:
                 dir_fd = args[fd_at] if fd_at is not None and fd_at < len(args) else None
                 check_write(event, resolve(args[path_at], dir_fd))
-        elif event in ("os.listdir", "os.scandir"):
-            if args and isinstance(args[0], (str, bytes)):
-                check_read(event, resolve(args[0]))
         elif event == "import" and args[0].partition(".")[0] in project:
             refuse("project code", event, args[0])
         elif event in process or (event in ("os.kill", "os.killpg") and args[0] != own_pid):
@@ -314,9 +228,7 @@ def _path_resolver() -> object:
 
 _CHILD_FUNCTIONS = (
     _child_main,
-    _isolate,
-    _mask_paths,
-    _reachable,
+    *JAIL_FUNCTIONS,
     _run_user_code,
     _install_guard,
     _path_resolver,

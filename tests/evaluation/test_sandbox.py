@@ -17,7 +17,6 @@ import pytest
 
 from engines.errors import ConfigError
 from evaluation.sandbox import (
-    REPO_ROOT,
     SandboxLimits,
     SandboxResult,
     extract_code_blocks,
@@ -29,8 +28,8 @@ FAST = SandboxLimits(wall_seconds=2.0, cpu_seconds=1, memory_bytes=256 << 20)
 SLACK_SECONDS = 3.0
 
 
-def run(code: str, limits: SandboxLimits = FAST, **kwargs: object) -> SandboxResult:
-    return run_python(textwrap.dedent(code), limits, **kwargs)
+def run(code: str, limits: SandboxLimits = FAST) -> SandboxResult:
+    return run_python(textwrap.dedent(code), limits)
 
 
 def assert_no_children_left() -> None:
@@ -87,27 +86,6 @@ def test_subprocess_routes_are_refused(code: str) -> None:
     result = run(code)
     assert result.killed_reason == "refused: process", result.stderr
     assert_no_children_left()
-
-
-def test_process_that_slips_past_the_guard_is_killed_with_its_run() -> None:
-    # _posixsubprocess raises no audit event: this is the kernel layer's job (private uid).
-    probe = run("print('ok')")
-    if "private uid" not in probe.protections:
-        pytest.skip("needs root: without a private uid a setsid() child can outlive the run")
-    result = run(
-        """
-        import os, _posixsubprocess
-        r, w = os.pipe()
-        pid = _posixsubprocess.fork_exec(
-            [b"/bin/sleep", b"60"], [b"/bin/sleep"], True, (w,), None, None,
-            -1, -1, -1, -1, -1, -1, r, w, True, True, -1, None, None, None, -1, None, False)
-        print(pid, flush=True)
-        """
-    )
-    assert result.ok, result.stderr
-    pid = int(result.stdout)
-    alive = psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    assert not alive, "a setsid()'d grandchild survived the run"
 
 
 def test_thread_bomb_hits_the_kernel_task_limit() -> None:
@@ -205,22 +183,6 @@ def test_environment_secrets_do_not_reach_the_code(monkeypatch) -> None:
     assert "hunter2" not in result.stdout and "INFERTUNE_TEST_SECRET" not in result.stdout
 
 
-def test_the_evaluations_files_and_packages_are_out_of_reach(tmp_path) -> None:
-    secret = tmp_path / "results.jsonl"
-    secret.write_text("gold answer 42")
-    marker = (REPO_ROOT / "pyproject.toml").read_text()[:40]
-    for code in (
-        f"print(open({str(REPO_ROOT / 'pyproject.toml')!r}).read())",
-        f"print(open({str(secret)!r}).read())",
-        "import engines\nprint('imported')",
-    ):
-        result = run(code, protected_paths=[tmp_path])
-        assert result.exit_code != 0
-        assert result.killed_reason is not None and result.killed_reason.startswith("refused")
-        assert marker not in result.stdout and "42" not in result.stdout
-        assert "imported" not in result.stdout
-
-
 def test_bad_code_is_data_not_an_exception() -> None:
     syntax = run("def broken(:\n")
     assert syntax.exit_code == 1 and "SyntaxError" in syntax.stderr
@@ -265,6 +227,7 @@ def test_concurrent_runs_from_threads_stay_separate() -> None:
         ("memory_bytes", 1 << 20),
         ("max_output_bytes", 0),
         ("max_file_bytes", -1),
+        ("max_disk_bytes", 1024),
         ("max_processes", 0),
     ],
 )
