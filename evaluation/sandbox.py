@@ -40,7 +40,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.errors import ConfigError
+from engines.errors import ConfigError, InfertuneError
 from evaluation.sandbox_view import JAIL_FAILED_EXIT, MEMORY_EXIT, child_argv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -177,6 +177,31 @@ def run_python(code: str, limits: SandboxLimits = DEFAULT_LIMITS) -> SandboxResu
         finally:
             os.close(status_read)
             os.close(notes_read)
+
+
+class SandboxUnavailableError(InfertuneError):
+    """This machine cannot build the sandbox (no user namespaces, say)."""
+
+
+def require_isolation() -> None:
+    """Check once per process that a sandboxed run starts here, before any model loads.
+
+    Raises:
+        SandboxUnavailableError: the kernel refused a layer; the message names it.
+    """
+    global _isolation_checked
+    if _isolation_checked:
+        return
+    probe = run_python("pass")
+    if (probe.killed_reason or "").startswith("start_failed"):
+        raise SandboxUnavailableError(
+            f"the Python tool's sandbox cannot start here: {probe.killed_reason.split(': ', 1)[1]};"
+            f" run as root or enable user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
+        )
+    _isolation_checked = True
+
+
+_isolation_checked = False
 
 
 # The audit hook is on in every real run; tests turn it off to show that the kernel

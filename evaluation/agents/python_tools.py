@@ -25,7 +25,12 @@ from evaluation.agents.base import Agent, AgentState, Call
 from evaluation.agents.solver_checker import SolverChecker
 from evaluation.datasets import Problem
 from evaluation.prompts import PromptSettings, prompt_text
-from evaluation.sandbox import SandboxLimits, extract_code_blocks, run_python
+from evaluation.sandbox import (
+    SandboxLimits,
+    extract_code_blocks,
+    require_isolation,
+    run_python,
+)
 
 TOOL_HINT = (
     "\nYou may write Python code in a ```python block; it will be run and what it prints"
@@ -101,6 +106,7 @@ class PythonTools(Agent):
     def __post_init__(self) -> None:
         if self.max_iterations < 1:
             raise ConfigError(f"max_iterations must be >= 1, got {self.max_iterations}")
+        require_isolation()  # refuse the run now, not after the model loaded
 
     def settings(self) -> dict[str, object]:
         return {"max_iterations": self.max_iterations,
@@ -143,6 +149,10 @@ class SolverCheckerWithTools(SolverChecker):
 
     name = "solver_checker_with_tools"
     limits: SandboxLimits = field(default_factory=SandboxLimits)
+
+    def __post_init__(self) -> None:
+        SolverChecker.__post_init__(self)
+        require_isolation()  # refuse the run now, not after the model loaded
 
     def settings(self) -> dict[str, object]:
         return SolverChecker.settings(self) | {"sandbox_wall_seconds": self.limits.wall_seconds}

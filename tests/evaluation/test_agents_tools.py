@@ -12,10 +12,12 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
+from commands.eval import main
 from engines import BatchOutput, Completion, Engine, GenerationRequest
+from evaluation import sandbox, sandbox_view
 from evaluation.agents import AgentMode, make_agent
 from evaluation.datasets import load_problems
-from evaluation.sandbox import SandboxLimits
+from evaluation.sandbox import SandboxLimits, SandboxUnavailableError
 
 SNIPPETS = {
     "loop": "```python\nwhile True:\n    pass\n```",
@@ -73,3 +75,22 @@ def test_bad_snippets_end_as_data_and_the_run_goes_on(name: str) -> None:
     assert by_kind["none"].predicted == "3" and by_kind["none"].extra["num_tool_runs"] == 0
     if name == "solver_checker_with_tools":
         assert all(r.extra["stopped"] == "accepted" for r in results)
+
+
+def test_a_machine_that_cannot_isolate_is_refused_before_the_model_loads(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The lowest layer fails: pivot_root is asked for with an unknown syscall number.
+    monkeypatch.setattr(sandbox_view, "PIVOT_ROOT", {})
+    monkeypatch.setattr(sandbox, "_isolation_checked", False)
+    result = sandbox.run_python("print('ran')")
+    assert result.killed_reason.startswith("start_failed: cannot isolate the code (pivot_root")
+    assert result.stdout == ""  # the code never ran with less protection
+    with pytest.raises(SandboxUnavailableError, match="sandbox cannot start here: .*pivot_root"):
+        make_agent("python_tools")
+    flags = ("--model", "synthetic:tiny", "--dataset", "synthetic", "--count", "1",
+             "--agent", "solver_checker_with_tools", "--results_dir", str(tmp_path))  # fmt: skip
+    assert main(list(flags)) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "sandbox cannot start here" in line
+    assert list(tmp_path.iterdir()) == []  # refused before a run folder was made
