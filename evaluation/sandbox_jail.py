@@ -123,6 +123,8 @@ def _build_view(libc: object, config: dict) -> None:
     fds = {p: os.open(p, os.O_PATH) for p in sources if os.path.exists(p)}
     _check(libc, libc.mount(None, b"/", None, 16384 | (1 << 18), None), "private mounts")
     _check(libc, libc.mount(b"tmpfs", root.encode(), b"tmpfs", 2 | 4, b"size=1m,mode=755"), "root")
+    # Before the binds, so a source under /tmp (a virtualenv, say) is bound over it.
+    _mount_scratch(libc, config)
     for path, fd in fds.items():
         target = root + path
         if os.path.isdir(f"/proc/self/fd/{fd}"):
@@ -134,10 +136,8 @@ def _build_view(libc: object, config: dict) -> None:
         os.close(fd)
     for link, target in config["links"]:
         os.symlink(target, root + link)
-    for path in ("/proc", "/tmp", "/dev/shm"):
-        os.makedirs(root + path, exist_ok=True)
+    os.makedirs(root + "/proc")
     _check(libc, libc.mount(b"proc", f"{root}/proc".encode(), b"proc", 2 | 4 | 8, None), "proc")
-    _mount_scratch(libc, config)
     _check(libc, libc.mount(None, root.encode(), None, 32 | 1 | 2 | 4, None), "read-only root")
     os.chdir(root)
     _check(libc, libc.syscall(config["pivot_root"], b".", b"."), "pivot_root")
@@ -153,6 +153,8 @@ def _mount_scratch(libc: object, config: dict) -> None:
     import os
 
     root, work, uid = config["view_mount"], config["work_dir"], config["uid"]
+    for path in ("/tmp", "/dev/shm"):
+        os.makedirs(root + path)
     _check(libc, libc.mount(b"tmpfs", f"{root}/tmp".encode(), b"tmpfs", 2 | 4 | 8,
                             config["scratch_options"].encode()), "scratch tmpfs")  # fmt: skip
     for path, mode in ((work, 0o700), ("/tmp/.shm", 0o1777)):

@@ -15,6 +15,7 @@ import secrets
 import site
 import sys
 import sysconfig
+import tempfile
 from typing import TYPE_CHECKING
 
 from evaluation.sandbox_child import CHILD_SOURCE, GUARDED_EVENTS
@@ -82,7 +83,7 @@ def child_argv(
         "uid": None if user_namespace else uid,  # only one uid exists in a user namespace
         "user_namespace": user_namespace,
         # Any existing directory serves as the mount point of the run's new root.
-        "view_mount": "/tmp" if os.path.isdir("/tmp") else "/",
+        "view_mount": tempfile.gettempdir(),
         "read_only": read_only,
         "links": links,
         "devices": [d for d in _DEVICES if os.path.exists(d)],
