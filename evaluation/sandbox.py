@@ -148,8 +148,8 @@ def run_python(code: str, limits: SandboxLimits = DEFAULT_LIMITS) -> SandboxResu
     """
     start = time.monotonic()
     with _UID_POOL.lease() as uid:
-        code_fd = os.memfd_create("sandbox-code", 0)  # no file of the code on any disk
-        os.write(code_fd, code.encode("utf-8", "surrogateescape"))
+        code_fd = os.memfd_create("sandbox-code")  # no file of the code on any disk
+        os.write(code_fd, code.encode("utf-8", "surrogatepass"))  # lone surrogates are data too
         os.lseek(code_fd, 0, os.SEEK_SET)
         (status_read, status_write), (notes_read, notes_write) = os.pipe(), os.pipe()
         writers = (code_fd, status_write, notes_write)

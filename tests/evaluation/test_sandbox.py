@@ -190,6 +190,8 @@ def test_bad_code_is_data_not_an_exception() -> None:
     assert error.exit_code == 1 and "ZeroDivisionError" in error.stderr
     assert "<string>" not in error.stderr  # the sandbox's own frames are hidden
     assert run("import sys\nsys.exit(3)").exit_code == 3
+    surrogate = run("s = '\ud800'")  # not valid UTF-8: the child's error, not ours
+    assert surrogate.exit_code == 1 and "UnicodeEncodeError" in surrogate.stderr
 
 
 def test_evaluation_goes_on_with_the_next_problem(tmp_path) -> None:
