@@ -196,7 +196,9 @@ def require_isolation() -> None:
     if (probe.killed_reason or "").startswith("start_failed"):
         raise SandboxUnavailableError(
             f"the Python tool's sandbox cannot start here: {probe.killed_reason.split(': ', 1)[1]};"
-            f" run as root or enable user namespaces (sysctl kernel.unprivileged_userns_clone=1)"
+            f" run as root or allow unprivileged user namespaces (sysctl"
+            f" kernel.unprivileged_userns_clone=1; on Ubuntu"
+            f" kernel.apparmor_restrict_unprivileged_userns=0)"
         )
     _isolation_checked = True
 
