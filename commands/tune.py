@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     """Tune; returns 0 with a profile written, 1 when no trial was feasible."""
     from rich.console import Console
 
-    from tuner.reports.tune import trial_table
     from tuner.api import run_tuning
+    from tuner.reports.tune import trial_table
 
     console = Console(stderr=True)
     outcome = run_tuning(

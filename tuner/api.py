@@ -101,7 +101,8 @@ def run_tuning(
     import optuna
 
     from tuner.measurement.workload import build_workload
-    from tuner.search.study import Objective, StudySettings, open_study, optimize, seed_study
+    from tuner.search.storage import open_study
+    from tuner.search.study import Objective, StudySettings, optimize, seed_study
 
     # Heartbeats, grouped TPE and skip_if_exists are "experimental" but stable in practice.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

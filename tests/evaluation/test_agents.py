@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from commands.eval import main
 from engines import BatchOutput, Completion, Decoding, Engine, load_engine
 from evaluation.agents import AGENTS, AgentMode, make_agent
 from evaluation.agents.majority_vote import vote
 from evaluation.agents.solver_checker import CHECK_TEMPLATE
 from evaluation.agents.verdicts import parse_plan, parse_verdict
 from evaluation.datasets import load_problems
-from commands.eval import main
 from evaluation.prompts import PromptSettings
 from tests.evaluation.conftest import only_run_dir, problem_records
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from commands.eval import add_arguments, parse_engine_args, request_from_args
 from engines import Decoding
 from engines.errors import ConfigError
 from evaluation.datasets import Problem
-from commands.eval import add_arguments, parse_engine_args, request_from_args
 from evaluation.plan import build_plan, engine_settings
-from evaluation.request import EvalRequest, ProfileSettings
 from evaluation.prompts import PromptSettings, build_request, prompt_text
+from evaluation.request import EvalRequest, ProfileSettings
 
 PROBLEM = Problem(id="p", question="What is 2 + 3?", answer="5")
 

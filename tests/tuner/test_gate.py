@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from commands.main import run_command
 from commands import bench_gate as gate_cli
+from commands.main import run_command
 from tuner.gates.throughput import GateError, compare, load_benchmarks, parse_max_drop
 
 SUITE = """

@@ -13,9 +13,9 @@ import sys
 import psutil
 import pytest
 
+from common import hardware
 from common.hardware import GIB, GpuInfo, Hardware, fingerprint, hardware_id
 from common.versions import LibraryVersions
-from common import hardware
 
 VERSIONS = LibraryVersions(python="3.11.7", torch="2.13.0", transformers="5.19.0", vllm=None)
 

@@ -18,12 +18,12 @@ from optuna.trial import FixedTrial, TrialState
 
 from tuner.measurement.workload import build_workload
 from tuner.search.space import SearchSpace, power_of_two_sizes, reference_config
+from tuner.search.storage import open_study
 from tuner.search.study import (
     Objective,
     SlowerThanBestPruner,
     StudySettings,
     is_feasible,
-    open_study,
     optimize,
     seed_study,
 )

@@ -26,13 +26,12 @@ from typing import Any
 from common.io import write_atomic
 from engines import Engine, load_engine
 from engines.errors import EngineOutOfMemoryError, InfertuneError
+from engines.registry import batch_field
 from tuner.measurement.benchmark import FAULT_ENV, TrialResult
 from tuner.measurement.measure import GpuSampler, GpuUsage, LatencyTracker, PeakMemory, Stats
 from tuner.measurement.workload import Workload
 
 WARMUP_REQUESTS = 2
-# The setting that bounds how many sequences run together, per backend.
-BATCH_KNOBS = ("batch_size", "max_num_seqs", "max_requests_per_batch")
 
 
 def install_fault(engine: Engine, fault: str) -> None:
@@ -72,12 +71,12 @@ class _DoesNotFit(Exception):
         self.splits = splits
 
 
-def _warm_up(engine: Engine, workload: Workload, settings: dict[str, Any]) -> None:
+def _warm_up(engine: Engine, workload: Workload, backend: str, settings: dict[str, Any]) -> None:
     # One full batch at the workload's real lengths: a token-sized warm-up left
     # the allocator's growth to batch-sized caches inside the timed run (a
     # 32-row batch took twice as long the first time as the second), which made
     # large batches look no faster than batch 1.
-    size = next((settings[key] for key in BATCH_KNOBS if settings.get(key)), WARMUP_REQUESTS)
+    size = settings.get(batch_field(backend)) or WARMUP_REQUESTS
     engine.generate(workload.requests()[:size])
 
 
@@ -139,7 +138,7 @@ def measure(spec: dict[str, Any], progress: Path) -> TrialResult:
             if os.environ.get(FAULT_ENV):
                 install_fault(engine, os.environ[FAULT_ENV])
             load_seconds = time.perf_counter() - start
-            _warm_up(engine, workload, spec["settings"])
+            _warm_up(engine, workload, spec["backend"], spec["settings"])
             engine.forget_cached_prompts()  # the timed run repeats the warm-up's prompts
             engine.stats.num_oom_splits = 0
             metrics = _timed_run(engine, workload, progress)

@@ -61,15 +61,23 @@ def run_grid(space: SearchSpace, model: str, workload: Any, log: Any) -> list[di
     return [{"reference_problems_per_s": reference.problems_per_s}, *rows]
 
 
-def run_tuner(space: SearchSpace, model: str, workload: Any, n_trials: int, seed: int) -> Any:
+def run_tuner(
+    space: SearchSpace,
+    model: str,
+    workload: Any,
+    n_trials: int,
+    seed: int,
+    log: Callable[[str], None] = print,
+) -> Any:
     """The study exactly as ``infertune tune`` runs it, on ``space``, in a temporary journal."""
-    from tuner.search.study import Objective, StudySettings, open_study, optimize, seed_study
+    from tuner.search.storage import open_study
+    from tuner.search.study import Objective, StudySettings, optimize, seed_study
 
     settings = StudySettings(model=model, n_trials=n_trials, seed=seed)
     with tempfile.TemporaryDirectory() as folder:
         study = open_study(f"journal:{Path(folder) / 'study.log'}", "efficiency", settings)
         seed_study(study, space, None)
-        optimize(study, Objective(space, workload, settings), settings)
+        optimize(study, Objective(space, workload, settings, log=log), settings)
         return study.trials, dict(study.user_attrs)
 
 
@@ -121,7 +129,7 @@ def measure_efficiency(
     start = time.perf_counter()
     reference, *grid = run_grid(space, model, workload, log)
     grid_s = time.perf_counter() - start
-    trials, _ = run_tuner(space, model, workload, max(1, len(grid) // 3), seed)
+    trials, _ = run_tuner(space, model, workload, max(1, len(grid) // 3), seed, log)
     tuner_s = time.perf_counter() - start - grid_s
     report = summarise(reference["reference_problems_per_s"], grid, trials, space)
     finalists = {

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engines.errors import ConfigError
+from engines.registry import batch_field
 from tuner.profiles import ProfileConfig
 
 # backend -> ((trial parameter, engine setting, SearchSpace field holding the choices), ...)
@@ -39,11 +40,6 @@ KNOBS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("max_batch_tokens", "max_batch_tokens", "cb_max_batch_tokens"),
         ("attn_implementation", "attn_implementation", "attn_implementations"),
     ),
-}
-BATCH_SETTING = {
-    "transformers": "batch_size",
-    "vllm": "max_num_seqs",
-    "transformers_cb": "max_requests_per_batch",
 }
 CB_PAGE_SIZE = 64
 CB_PROMPT_ALLOWANCE = 512  # tokens per row reserved for the prompt in the CB KV cache
@@ -132,7 +128,7 @@ class SearchSpace:
             settings["num_blocks"] = math.ceil(rows * per_row / CB_PAGE_SIZE)
             settings["page_size"] = CB_PAGE_SIZE
         return ProfileConfig(
-            backend=backend, settings=settings, batch_size=settings[BATCH_SETTING[backend]]
+            backend=backend, settings=settings, batch_size=settings[batch_field(backend)]
         )
 
     def params_of(self, config: ProfileConfig) -> dict[str, Any] | None:
@@ -153,7 +149,7 @@ class SearchSpace:
             params = {"backend": backend, "dtype": self.dtypes[0]}
             for param, setting, field in KNOBS[backend]:
                 choices = getattr(self, field)
-                params[param] = max(choices) if setting == BATCH_SETTING[backend] else choices[0]
+                params[param] = max(choices) if setting == batch_field(backend) else choices[0]
             configs.append(self.config_of(params))
         return configs
 

@@ -27,7 +27,6 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from engines.errors import InfertuneError
 from tuner.measurement.benchmark import TrialResult, parity, run_trial
 from tuner.measurement.workload import Workload
 from tuner.profiles import ProfileConfig
@@ -319,46 +318,3 @@ def references(study: optuna.Study) -> dict[str, TrialResult]:
         for key, value in study.user_attrs.items()
         if key.startswith(_REFERENCE_PREFIX)
     }
-
-
-class StudyError(InfertuneError):
-    """The study storage cannot be opened, or the study cannot be created."""
-
-
-def open_study(storage: str, study_name: str, settings: StudySettings) -> optuna.Study:
-    """Create or join study ``study_name`` in ``storage``.
-
-    ``storage`` is an Optuna RDB URL (``sqlite:///tune.db``, ``postgresql://...``)
-    or ``journal:PATH`` for a journal file (safe for several processes on one
-    file system, no database needed).
-
-    Raises:
-        StudyError: the storage cannot be reached or opened; the message says why.
-    """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        backend = _storage(storage)
-        return optuna.create_study(
-            storage=backend,
-            study_name=study_name,
-            direction="maximize",
-            load_if_exists=True,
-            sampler=create_sampler(settings.seed, settings.n_trials),
-            pruner=SlowerThanBestPruner(settings.prune_ratio),
-        )
-    except Exception as error:  # drivers raise anything: the user needs one line
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise StudyError(
-            f"cannot open study storage {storage!r}: {first[:300]}; pass a reachable"
-            " --storage URL (sqlite:///PATH, journal:PATH, postgresql://...)"
-        ) from None
-
-
-def _storage(url: str) -> optuna.storages.BaseStorage:
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend
-
-        path = url.removeprefix("journal:").removeprefix("//")
-        return optuna.storages.JournalStorage(JournalFileBackend(path))
-    # Heartbeats turn trials of a killed worker into FAIL instead of RUNNING forever.
-    return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=600)
