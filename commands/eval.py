@@ -20,10 +20,18 @@ from collections.abc import Sequence
 from commands import flags
 from commands.flags import option
 from engines.errors import ConfigError
+from evaluation.request import EvalRequest, ProfileSettings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags users know from the old system (both spellings), plus a few new ones."""
+    _add_run_arguments(parser)
+    _add_engine_arguments(parser)
+    _add_prompt_arguments(parser)
+    _add_agent_arguments(parser)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     flags.add_model(parser, required=False)
     option(
         parser, "round", help="run label, the first part of the results folder name (default: run)"
@@ -32,22 +40,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flags.add_count(parser, default=None, help="number of problems, 0 = all (default: 0)")
     option(parser, "start", type=int, help="index of the first problem (default: 0)")
     option(parser, "mode", help="standard (default) or an agent's name (see --agent)")
+    option(parser, "resume", metavar="DIR", help="continue the run in this results folder")
+    flags.add_data_dir(parser)
+    flags.add_results_dir(
+        parser, default="results", help="where run folders go (default: ./results)"
+    )
+    option(
+        parser, "detailed", action="store_true", help="print every problem's verdict as it finishes"
+    )
+
+
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    flags.add_backend(
+        parser,
+        help="engine backend (default: transformers)",
+        aliases=("--inference_backend", "--inference-backend"),
+    )
     option(
         parser,
         "batch_size",
         type=int,
         help="requests decoded together (the backend's batch setting, e.g. vLLM's max_num_seqs)",
     )
-    flags.add_backend(
+    flags.add_dtype(parser)
+    option(
         parser,
-        help="engine backend (default: transformers)",
-        aliases=("--inference_backend", "--inference-backend"),
+        "engine_arg",
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra engine setting, repeatable (e.g. enforce_eager=true)",
     )
-    option(parser, "resume", metavar="DIR", help="continue the run in this results folder")
-    flags.add_data_dir(parser)
-    flags.add_results_dir(
-        parser, default="results", help="where run folders go (default: ./results)"
+    option(
+        parser,
+        "profile",
+        metavar="auto|PATH",
+        help="apply a tuned profile (backend, batch, engine knobs); flags win",
     )
+
+
+def _add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
     flags.add_max_new_tokens(parser, default=None)
     option(
         parser,
@@ -59,24 +90,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     option(parser, "temperature", type=float, help="0 = greedy (default)")
     option(parser, "top_p", type=float, help="nucleus sampling threshold (default: 1.0)")
     flags.add_seed(parser, default=None, help="sampling seed")
-    flags.add_dtype(parser)
-    option(
-        parser,
-        "engine_arg",
-        action="append",
-        metavar="KEY=VALUE",
-        help="extra engine setting, repeatable (e.g. enforce_eager=true)",
-    )
-    option(
-        parser, "detailed", action="store_true", help="print every problem's verdict as it finishes"
-    )
-    option(
-        parser,
-        "profile",
-        metavar="auto|PATH",
-        help="apply a tuned profile (backend, batch, engine knobs); flags win",
-    )
-    _add_agent_arguments(parser)
 
 
 def _add_agent_arguments(parser: argparse.ArgumentParser) -> None:
@@ -123,10 +136,8 @@ def parse_engine_args(pairs: Sequence[str] | None) -> dict[str, object]:
     return settings
 
 
-def request_from_args(args: argparse.Namespace):  # noqa: ANN201 - an EvalRequest
+def request_from_args(args: argparse.Namespace) -> EvalRequest:
     """The typed request for ``args``, with ``--profile`` resolved to plain settings."""
-    from evaluation.request import EvalRequest
-
     if args.agent and args.mode and args.agent != args.mode:
         raise ConfigError(f"--agent {args.agent} and --mode {args.mode} disagree; give one")
     fields = {
@@ -142,16 +153,17 @@ def request_from_args(args: argparse.Namespace):  # noqa: ANN201 - an EvalReques
     )
 
 
-def _profile_settings(args: argparse.Namespace):  # noqa: ANN202 - ProfileSettings | None
+def _profile_settings(args: argparse.Namespace) -> ProfileSettings | None:
     if not args.profile:
         return None
-    from evaluation.request import ProfileSettings
     from tuner.profiles import resolve_profile
 
     resolved = resolve_profile(args.profile, args.model)
     for warning in resolved.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     profile = resolved.profile
+    if profile is None:  # --profile none
+        return None
     return ProfileSettings(
         path=str(resolved.path),
         backend=profile.config.backend,

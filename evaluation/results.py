@@ -1,4 +1,4 @@
-"""The results folder of one run: its name, its settings file, and safe writes.
+"""The results folder of one run: its name and its settings file (written atomically).
 
 Layout (compatible with the old system's)::
 
@@ -20,9 +20,6 @@ import json
 import tempfile
 from pathlib import Path
 
-# environment and write_atomic live in common/ (one of each for every stage); they are
-# re-exported here for the modules that still import them from this one.
-from common.environment import environment  # noqa: F401
 from common.io import write_atomic
 from common.naming import model_slug
 from evaluation.errors import ResultsError
@@ -60,7 +57,7 @@ def check_writable(directory: Path) -> None:
     except OSError as error:
         raise ResultsError(
             f"cannot write results to {directory} ({error.strerror or error});"
-            " pass a writable --results_dir"
+            " pass a writable --results-dir"
         ) from None
 
 

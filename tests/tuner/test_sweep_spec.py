@@ -151,3 +151,12 @@ def test_cli_exits_2_before_any_job(tmp_path: Path, capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "sweep.yaml:5: unknown dataset 'gsm9k'" in err
     assert not results.exists()  # nothing started, nothing written
+
+
+def test_backends_come_from_the_engine_table(tmp_path: Path) -> None:
+    # the eval section once refused transformers_cb, which the tuner picks
+    spec = load_spec(write(tmp_path, GOOD + "  backend: transformers_cb\n"))
+    command = eval_command(spec, eval_jobs(spec)[0], tmp_path / "job", None)
+    assert command[command.index("--backend") + 1] == "transformers_cb"
+    message = rejected(tmp_path, GOOD + "  backend: tensorrt\n")
+    assert "unknown backend 'tensorrt'" in message and "transformers_cb" in message

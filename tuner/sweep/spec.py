@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.errors import InfertuneError
+from engines.registry import backend_names
 from tuner.sweep.models import check_model
 from tuner.sweep.source import Key, Source, SweepFileError, read_source
 
@@ -53,7 +54,6 @@ TUNE_OPTIONS = {"count": _INT, "n_trials": _INT, "timeout": _NUM, "trial_timeout
 TUNE_KEYS = {"enabled": _BOOL, "dataset": _STR, "backends": (list,), **TUNE_OPTIONS}
 EVAL_KEYS = {"backend": _STR, "batch_size": _INT, "dtype": _STR, "apply_chat_template": _BOOL,
              "engine_args": (dict,), "data_dir": _STR, **SAMPLING_KEYS}  # fmt: skip
-BACKENDS = ("transformers", "vllm")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,9 +228,9 @@ def _tune(source: Source, value: dict) -> TuneSpec:
     item = _checked(source, ("tune",), value, TUNE_KEYS)
     backends = tuple(item.get("backends") or ())
     for index, backend in enumerate(backends):
-        if backend not in (*BACKENDS, "transformers_cb"):
+        if backend not in backend_names():
             raise source.error(("tune", "backends", index), f"unknown backend {backend!r};"
-                               f" use {', '.join(BACKENDS)} or transformers_cb")  # fmt: skip
+                               f" use one of {', '.join(backend_names())}")  # fmt: skip
     dataset = item.get("dataset")
     if dataset is not None:
         from evaluation.datasets import DATASETS
@@ -245,7 +245,8 @@ def _tune(source: Source, value: dict) -> TuneSpec:
 
 def _eval(source: Source, value: dict) -> dict[str, Any]:
     item = _checked(source, ("eval",), value, EVAL_KEYS)
-    if item.get("backend") not in (None, *BACKENDS):
+    # the eval command takes every backend of the engine table (transformers_cb was refused)
+    if item.get("backend") not in (None, *backend_names()):
         raise source.error(("eval", "backend"), f"unknown backend {item['backend']!r};"
-                           f" use {' or '.join(BACKENDS)}")  # fmt: skip
+                           f" use one of {', '.join(backend_names())}")  # fmt: skip
     return {k: v for k, v in item.items() if v is not None}
