@@ -5,7 +5,7 @@ Example::
     infertune tune --model synthetic:small --dataset gsm8k --n-trials 20
     infertune tune ... --storage journal:/shared/tune.log --study-name s1   # one more worker
 
-A thin wrapper around :func:`tuner.api.run_tuning`: every input check happens
+A thin wrapper around :func:`tuner.search.tuning.run_tuning`: every input check happens
 before the first trial.  Exit codes: 0 with a profile written, 1 when no trial was
 feasible, 2 on bad input.
 """
@@ -13,10 +13,14 @@ feasible, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from commands import flags
 from commands.flags import option
 from tuner.measurement.workload import DEFAULT_CANARY, DEFAULT_MAX_NEW_TOKENS, DEFAULT_SIZE
+
+if TYPE_CHECKING:
+    from tuner.search.tuning import TuneOutcome
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
     """Tune; returns 0 with a profile written, 1 when no trial was feasible."""
     from rich.console import Console
 
-    from tuner.api import run_tuning
-    from tuner.reports.tune import trial_table
+    from tuner.search.tuning import run_tuning
 
     console = Console(stderr=True)
     outcome = run_tuning(
@@ -91,6 +94,15 @@ def run(args: argparse.Namespace) -> int:
         study_name=args.study_name,
         log=console.print,
     )
+    return _render(outcome)
+
+
+def _render(outcome: TuneOutcome) -> int:
+    """Every trial, then the profile saved (0) or why there is none (1)."""
+    from rich.console import Console
+
+    from tuner.reports.tune import trial_table
+
     out = Console(width=max(Console().width, 140))
     out.print(trial_table(list(outcome.rows), outcome.baseline))
     best, profile = outcome.best, outcome.profile

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from evaluation.request import EvalRequest
 
 if TYPE_CHECKING:
+    from engines import Engine
     from evaluation.plan import RunPlan
     from evaluation.records import RecordStore
     from evaluation.reports import Summary
@@ -103,7 +104,7 @@ def _generate(plan: RunPlan, store: RecordStore, done: int, detailed: bool) -> t
 
     with ExitStack() as stack:
 
-        def open_engine(model: str):  # noqa: ANN202 - an Engine, closed with the run
+        def open_engine(model: str) -> Engine:  # closed when the run ends
             return stack.enter_context(load_engine(plan.backend, model, **plan.engine_settings))
 
         engine = open_engine(plan.settings["model"])

@@ -137,18 +137,7 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
     count = request.count
     count = count if count is not None else (len(stored["problem_ids"]) if stored else 0)
     problems = load_problems(dataset, data_dir=request.data_dir, start=start, count=count)
-    profile = request.profile
-    backend = (
-        request.backend
-        or (stored or {}).get("backend")
-        or (profile.backend if profile else None)
-        or "transformers"
-    )
-    # a profile's knobs are for its own backend; another backend asked for explicitly ignores them
-    applied = profile if profile and request.backend in (None, profile.backend) else None
-    last = stored["sessions"][-1] if stored and stored.get("sessions") else {}
-    previous = last.get("requested") if last.get("backend") == backend else None
-    engine = engine_settings(request, applied, previous, backend)
+    backend, engine, profile = _engine_plan(request, stored)
     mode_settings = mode.settings()
     settings = {
         "schema_version": SCHEMA_VERSION,
@@ -161,7 +150,7 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
         **mode_settings,
         "backend": backend,
         "engine": engine,
-        "profile": profile.as_record(is_applied=applied is not None) if profile else None,
+        "profile": profile,
         "environment": environment(),
         "sessions": [*(stored or {}).get("sessions", []), _session(backend, engine)],
     }
@@ -177,6 +166,26 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
         settings=settings,
         chunk_size=_chunk_size(mode, backend, engine),
     )
+
+
+def _engine_plan(
+    request: EvalRequest, stored: dict | None
+) -> tuple[str, dict[str, object], dict[str, object] | None]:
+    """The backend, its engine settings, and the ``profile`` record of ``run.json``."""
+    profile = request.profile
+    backend = (
+        request.backend
+        or (stored or {}).get("backend")
+        or (profile.backend if profile else None)
+        or "transformers"
+    )
+    # a profile's knobs are for its own backend; another backend asked for explicitly ignores them
+    applied = profile if profile and request.backend in (None, profile.backend) else None
+    last = stored["sessions"][-1] if stored and stored.get("sessions") else {}
+    previous = last.get("requested") if last.get("backend") == backend else None
+    engine = engine_settings(request, applied, previous, backend)
+    record = profile.as_record(is_applied=applied is not None) if profile else None
+    return backend, engine, record
 
 
 def _chunk_size(mode: Mode, backend: str, engine: dict[str, object]) -> int | None:

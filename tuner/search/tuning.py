@@ -1,0 +1,178 @@
+"""Tuning: run (or join) the Optuna study for a model on this machine, save the best profile.
+
+:func:`run_tuning` is what ``infertune tune`` runs; :func:`tuner.api.tune` is the
+notebook call on top of it.  Every input check (model, dataset size, storage, a
+corrupted earlier profile) happens before the first trial, so a mistake costs
+seconds and overwrites nothing.  The profile goes to
+``<profiles root>/<model-slug>/<hardware-id>.json``, the plots next to it, and the
+study by default to ``<profiles root>/<model-slug>/studies.db``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from common.hardware import Hardware, fingerprint, hardware_id
+from common.naming import model_slug
+from engines.errors import BackendUnavailableError, ConfigError, InfertuneError
+from tuner.measurement.workload import DEFAULT_CANARY, DEFAULT_MAX_NEW_TOKENS, DEFAULT_SIZE
+from tuner.profiles import Profile, ProfileConfig, find_profile, load_profile, profiles_root
+from tuner.search.space import SearchSpace
+from tuner.search.study import TrialRow
+
+if TYPE_CHECKING:
+    import optuna
+
+    from tuner.measurement.workload import Workload
+
+
+class NoFeasibleTrialError(InfertuneError):
+    """Every configuration failed or changed answers: there is no profile to save."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TuneOutcome:
+    """A finished study: every trial, the reference throughput, the saved profile if any."""
+
+    rows: tuple[TrialRow, ...]
+    baseline: float | None
+    best: TrialRow | None = None
+    profile: Profile | None = None
+    path: Path | None = None
+    plots: tuple[Path, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def run_tuning(
+    model: str,
+    dataset: str,
+    *,
+    n_trials: int = 20,
+    backends: Sequence[str] | None = None,
+    count: int = DEFAULT_SIZE,
+    canary_size: int = DEFAULT_CANARY,
+    parity_threshold: float = 1.0,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    max_batch_size: int | None = None,
+    trial_timeout: float = 600.0,
+    timeout: float | None = None,
+    seed: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    profiles_dir: str | os.PathLike[str] | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    log: Callable[[str], None] = print,
+) -> TuneOutcome:
+    """Run (or join) the study and save the best feasible trial as the profile."""
+    import optuna
+
+    from tuner.measurement.workload import build_workload
+    from tuner.search.storage import open_study
+    from tuner.search.study import Objective, StudySettings, optimize, seed_study
+
+    # Heartbeats, grouped TPE and skip_if_exists are "experimental" but stable in practice.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    try:
+        settings = StudySettings(
+            model=model,
+            n_trials=n_trials,
+            timeout_s=timeout,
+            parity_threshold=parity_threshold,
+            trial_timeout_s=trial_timeout,
+            seed=seed,
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    workload = build_workload(
+        model,
+        dataset,
+        size=count,
+        max_new_tokens=max_new_tokens,
+        num_canary=canary_size,
+        data_dir=data_dir,
+    )
+    hardware = fingerprint()
+    space = _space(backends, hardware, count, max_batch_size, max_new_tokens)
+    root = profiles_root(profiles_dir)
+    slug_dir = root / model_slug(model)
+    if storage is None:
+        slug_dir.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{slug_dir / 'studies.db'}"
+    study = open_study(
+        storage, study_name or f"{model_slug(model)}-{hardware_id(hardware)}", settings
+    )
+    seed_study(study, space, _previous_config(model, hardware, root))
+    optimize(study, Objective(space, workload, settings, log=log), settings)
+    return _finish(study, workload, hardware, storage, root)
+
+
+def _finish(
+    study: optuna.Study, workload: Workload, hardware: Hardware, storage: str, root: Path
+) -> TuneOutcome:
+    from tuner.profiles import save_profile
+    from tuner.reports.plots import save_plots
+    from tuner.reports.tune import baseline_of, build_profile
+    from tuner.search.study import trial_rows
+
+    rows = tuple(trial_rows(study))
+    best = next((r for r in rows if r.is_feasible), None)
+    baseline = baseline_of(study, best)
+    if best is None or baseline is None:
+        return TuneOutcome(rows=rows, baseline=baseline)
+    profile = build_profile(best, baseline, workload, hardware, storage, study.study_name)
+    path = save_profile(profile, root)
+    plots, notes = save_plots(study, list(rows), path.with_suffix(""))
+    return TuneOutcome(
+        rows=rows,
+        baseline=baseline,
+        best=best,
+        profile=profile,
+        path=path,
+        plots=tuple(plots),
+        notes=tuple(notes),
+    )
+
+
+def _space(
+    backends: Sequence[str] | None,
+    hardware: Hardware,
+    count: int,
+    max_batch_size: int | None,
+    max_new_tokens: int,
+) -> SearchSpace:
+    from engines import backend_names
+    from engines.vllm import is_available
+
+    installed = [b for b in backend_names() if b != "vllm" or is_available()]
+    chosen = tuple(backends or installed)
+    unknown = [b for b in chosen if b not in backend_names()]
+    if unknown:
+        raise ConfigError(
+            f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(backend_names())}"
+        )
+    if "vllm" in chosen and not is_available():
+        raise BackendUnavailableError("--backend vllm: vLLM is not installed")
+    limit = min(max_batch_size or count, count)
+    if limit < 1:
+        raise ConfigError(f"--max-batch-size must be >= 1, got {max_batch_size}")
+    return SearchSpace.for_machine(
+        chosen,
+        has_gpu=bool(hardware.gpus),
+        num_gpus=len(hardware.gpus),
+        max_batch_size=limit,
+        max_new_tokens=max_new_tokens,
+    )
+
+
+def _previous_config(model: str, hardware: Hardware, root: Path) -> ProfileConfig | None:
+    """A previous profile's configuration for this model and machine, to seed the study.
+
+    A corrupted file there fails now, before any trial, rather than at saving time.
+    """
+    path = find_profile(model, hardware_id(hardware), root)
+    return load_profile(path).config if path is not None else None
