@@ -6,6 +6,9 @@ Knows nothing about math, datasets or tuning.  Backends load lazily::
 
     with load_engine("transformers", "synthetic:tiny", batch_size=8) as engine:
         [completions] = engine.generate([GenerationRequest(prompt="1 + 1 =")])
+
+A model is a folder, a hub id, ``synthetic:NAME``, a ``.gguf`` file or the short
+name ``smollm2-135m-instruct``; :mod:`engines.models` says which folder each loads.
 """
 
 from engines.base import (

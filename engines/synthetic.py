@@ -46,8 +46,19 @@ class SyntheticSpec:
     # A wider init than Qwen's 0.02 makes logits decisive, so greedy choices are
     # not near-ties that different kernels (backends) could break differently.
     initializer_range: float = 0.1
+    # Random logits are flat (SmolLM2-135M's greedy top-1 probability on gsm8k
+    # is 0.65, synthetic:small's was 0.12), so batch parity measured near-ties.
+    # The final norm is scaled so logits have this spread (std of a logit when
+    # hidden states have unit RMS): measured to give real-model confidence on
+    # tiny and small (docs/results/2026-12-03-cpu-confidence.json).
+    target_logit_std: float = 6.8
     torch_dtype: str = "float32"
     seed: int = 0
+
+    @property
+    def output_scale(self) -> float:
+        """Factor on the final norm weight that gives logits ``target_logit_std``."""
+        return self.target_logit_std / (self.initializer_range * self.hidden_size**0.5)
 
 
 SPECS: dict[str, SyntheticSpec] = {
@@ -157,7 +168,12 @@ def _build_model(spec: SyntheticSpec, tokenizer):  # noqa: ANN202 - transformers
         dtype=spec.torch_dtype,
     )
     torch.manual_seed(spec.seed)
-    model = Qwen2ForCausalLM(config).to(getattr(torch, spec.torch_dtype))
+    model = Qwen2ForCausalLM(config)
+    with torch.no_grad():
+        # The final norm, not the output layer: with tied embeddings the output
+        # layer is the input embedding too.  Scaling logits keeps greedy choices.
+        model.model.norm.weight.mul_(spec.output_scale)
+    model = model.to(getattr(torch, spec.torch_dtype))
     # Clear the generation defaults so nothing (repetition penalty, sampling)
     # rides along: decoding settings come from the request alone.
     model.generation_config.bos_token_id = eos
