@@ -24,6 +24,7 @@ from typing import Any
 
 from engines import GenerationRequest
 from engines.errors import InfertuneError, ModelLoadError
+from engines.models import is_synthetic
 
 DEFAULT_SIZE = 64
 DEFAULT_CANARY = 16
@@ -150,7 +151,7 @@ def build_workload(
     settings = PromptSettings(max_new_tokens=max_new_tokens)
     tokenizer = load_tokenizer(model)
     lengths = None
-    if model.startswith("synthetic:"):
+    if is_synthetic(model):
         lengths = tuple(_replayed_length(tokenizer, p, max_new_tokens) for p in chosen)
     return Workload(
         model=model,
@@ -173,7 +174,7 @@ def load_tokenizer(model: str):  # noqa: ANN201 - a transformers tokenizer
     """
     from transformers import AutoTokenizer
 
-    from engines.synthetic import resolve_model
+    from engines.models import resolve_model
 
     try:
         return AutoTokenizer.from_pretrained(resolve_model(model))

@@ -12,21 +12,20 @@ folder uses)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.hardware import Hardware, hardware_id
 from common.io import write_atomic
 from common.naming import model_slug
 from common.versions import LibraryVersions
+from engines.models import model_revision as model_revision  # re-exported for profiles
 from tuner.profiles.records import Profile, ProfileError
 
 ROOT_ENV = "INFERTUNE_PROFILES_DIR"
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 
 def legacy_slug(model: str) -> str:
@@ -34,34 +33,6 @@ def legacy_slug(model: str) -> str:
     ``"Qwen/Qwen2.5-1.5B"`` -> ``"qwen--qwen2.5-1.5b"``.  Read, never written."""
     name = Path(model).name if Path(model).is_dir() else model
     return re.sub(r"[^a-z0-9._-]+", "-", name.lower().replace("/", "--")).strip("-.")
-
-
-def model_revision(model: str) -> str | None:
-    """A content id for ``model`` when one can be had offline, else ``None``.
-
-    Local directory: ``"sha256:<16 hex>"`` of ``config.json`` plus the names and
-    sizes of the weight files.  ``synthetic:NAME``: a hash of its spec.  Hub id:
-    the commit the local Hugging Face cache resolved ``main`` to, if cached.
-    """
-    path = Path(model)
-    if path.is_dir():
-        digest = hashlib.sha256()
-        config = path / "config.json"
-        if config.is_file():
-            digest.update(config.read_bytes())
-        for weight in sorted(p for p in path.iterdir() if p.name.endswith(WEIGHT_SUFFIXES)):
-            digest.update(f"{weight.name}:{weight.stat().st_size}\n".encode())
-        return "sha256:" + digest.hexdigest()[:16]
-    if model.startswith("synthetic:"):
-        from engines import synthetic
-
-        spec = json.dumps(asdict(synthetic.spec_for(model)), sort_keys=True)
-        return "synthetic:" + hashlib.sha256(spec.encode()).hexdigest()[:12]
-    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
-        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
-    )
-    ref = Path(hub) / f"models--{model.replace('/', '--')}" / "refs" / "main"
-    return ref.read_text().strip() if ref.is_file() else None
 
 
 def profiles_root(root: str | os.PathLike[str] | None = None) -> Path:

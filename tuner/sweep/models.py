@@ -1,9 +1,10 @@
 """Can this model load here?  Answered offline, in milliseconds, without loading it.
 
 A sweep may run for hours; a misspelt model id must fail before the first job,
-not when its turn comes.  Three kinds of ids are accepted: ``synthetic:NAME``
-(built locally on first use), a local folder with a ``config.json``, and a hub
-id already in the Hugging Face cache (this machine may be offline).
+not when its turn comes.  Accepted: ``synthetic:NAME`` (built locally on first
+use), a GGUF file or its short name (converted on first use), a local folder
+with a ``config.json``, and a hub id already in the Hugging Face cache (this
+machine may be offline).
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ import os
 from pathlib import Path
 
 from engines.errors import ModelLoadError
+from engines.models import check_local_model
 
 
 def check_model(model: str) -> None:
     """Raise :class:`ModelLoadError` naming the fix when ``model`` cannot load here."""
-    if model.startswith("synthetic:"):
-        from engines.synthetic import spec_for
-
-        spec_for(model)  # raises with the list of synthetic models
+    if check_local_model(model):  # synthetic or GGUF: checked without building or converting
         return
     path = Path(model).expanduser()
     if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
