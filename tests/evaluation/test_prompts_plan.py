@@ -92,3 +92,17 @@ def test_batch_size_sets_the_backends_own_batch_setting(backend: str, field: str
     # transformers_cb once got a `batch_size` setting, refused only at engine load
     request = _args("--backend", backend, "--batch-size", "4")
     assert engine_settings(request, backend=backend) == {field: 4}
+
+
+def test_every_agent_is_an_entry_of_the_mode_table(tmp_path: Path) -> None:
+    # agents once ran through a second pipeline (eval_agent); --mode NAME did not know them
+    from evaluation.agents import AGENTS
+    from evaluation.plan import MODES
+
+    assert set(AGENTS) <= set(MODES)
+    request = _args("--model", "synthetic:tiny", "--dataset", "synthetic", "--count", "2",
+                    "--mode", "majority_vote", "--results-dir", str(tmp_path))  # fmt: skip
+    plan = build_plan(request)
+    assert plan.mode.name == "majority_vote" and plan.mode.is_stepwise
+    assert plan.settings["agent"]["name"] == "majority_vote"
+    assert plan.settings["prompt"]["decoding"]["temperature"] == 0.7  # the agent's default

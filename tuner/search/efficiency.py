@@ -156,30 +156,28 @@ def measure_efficiency(
 
 def summarise(baseline: float, grid: list[dict], trials: list, space: SearchSpace) -> dict:
     """Best feasible throughput of each side, their ratio, and speedups over batch 1."""
-    from tuner.search.study import is_feasible
+    from tuner.search.study import TrialRow
 
     feasible_grid = [r for r in grid if r["status"] == "ok" and r["agreement"] >= 1.0]
     best_grid = max(feasible_grid, key=lambda r: r["problems_per_s"])
-    tuned = [t for t in trials if is_feasible(t)]
-    best = max(tuned, key=lambda t: t.user_attrs["problems_per_s"])
+    rows = [TrialRow.from_trial(t) for t in trials]
+    best = max((r for r in rows if r.is_feasible), key=lambda r: r.problems_per_s)
     # The grid's own measurement of the tuner's choice: same conditions, no selection noise.
-    same = [r for r in grid if r["settings"] == best.user_attrs["settings"]]
-    measured = sum("duplicate_of" not in t.user_attrs for t in trials)
+    same = [r for r in grid if r["settings"] == best.settings]
+    in_grid = same[0]["problems_per_s"] / best_grid["problems_per_s"] if same else None
     return {
         "grid_trials": len(grid),
-        "tuner_trials": len(trials),
-        "tuner_configurations_measured": measured,
+        "tuner_trials": len(rows),
+        "tuner_configurations_measured": sum(r.duplicate_of is None for r in rows),
         "baseline_problems_per_s": baseline,
         "best_grid": best_grid,
         "best_tuned": {
-            "backend": best.user_attrs["backend"],
-            "settings": best.user_attrs["settings"],
-            "problems_per_s": best.user_attrs["problems_per_s"],
+            "backend": best.backend,
+            "settings": best.settings,
+            "problems_per_s": best.problems_per_s,
         },
-        "tuned_over_grid": best.user_attrs["problems_per_s"] / best_grid["problems_per_s"],
-        "tuned_config_in_grid_over_grid": (same[0]["problems_per_s"] / best_grid["problems_per_s"])
-        if same
-        else None,
+        "tuned_over_grid": best.problems_per_s / best_grid["problems_per_s"],
+        "tuned_config_in_grid_over_grid": in_grid,
         "grid_speedup_over_batch1": best_grid["problems_per_s"] / baseline,
-        "tuned_speedup_over_batch1": best.user_attrs["problems_per_s"] / baseline,
+        "tuned_speedup_over_batch1": best.problems_per_s / baseline,
     }
