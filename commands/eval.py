@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from commands import flags
 from commands.flags import option
 from engines.errors import ConfigError
+from evaluation.prompts import PromptSettings
 from evaluation.request import EvalRequest, ProfileSettings
 
 
@@ -79,7 +80,8 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
-    flags.add_max_new_tokens(parser, default=None)
+    # None: a resumed run keeps its own; a new one gets the prompt settings' default
+    flags.add_max_new_tokens(parser, default=None, shown=PromptSettings().max_new_tokens)
     option(
         parser,
         "apply_chat_template",

@@ -98,8 +98,11 @@ def add_backend(
     )
 
 
-def add_max_new_tokens(parser: argparse.ArgumentParser, *, default: int | None) -> None:
-    shown = f" (default: {default})" if default is not None else " (default: 1024)"
+def add_max_new_tokens(
+    parser: argparse.ArgumentParser, *, default: int | None, shown: int | None = None
+) -> None:
+    """``shown``: the default ``--help`` names when ``default`` is ``None`` (set elsewhere)."""
+    shown = f" (default: {default if default is not None else shown})"
     option(
         parser,
         "max_new_tokens",
