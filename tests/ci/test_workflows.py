@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,8 @@ def step(workflow: str, name: str) -> dict:
 
 def run_step(script: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
     """Run a ``run:`` script as a Linux runner does; return what it wrote to $GITHUB_OUTPUT."""
-    outputs = cwd / "github-output.txt"
+    # Outside cwd: the steps run in the checkout, which must stay clean.
+    outputs = Path(tempfile.mkdtemp(prefix="github-output-")) / "github-output.txt"
     outputs.write_text("")
     result = subprocess.run(
         ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],

@@ -300,3 +300,38 @@ def test_resolve_profile_auto_path_and_mismatches(here: Hardware, tmp_path) -> N
     missing = resolve_profile("auto", "synthetic:tiny", root=tmp_path, hardware=here, optional=True)
     assert missing.profile is None and "no profile for synthetic:tiny" in missing.reason
     assert resolve_profile("none", "synthetic:small").reason == "no profile requested"
+
+
+def test_a_saved_profile_is_portable_and_world_readable(here: Hardware, tmp_path: Path) -> None:
+    from tuner.profiles.store import storage_url
+
+    root = tmp_path / "profiles"
+    folder = root / "synthetic-small"
+    absolute = f"sqlite:///{folder / 'studies.db'}"
+    study = StudyRef(storage=absolute, study_name="s", trial_number=1)
+    path = save_profile(dataclasses.replace(_profile(here), study=study), root)
+    text = path.read_text()
+    assert str(tmp_path) not in text  # no path of the machine that tuned
+    stored = json.loads(text)["study"]["storage"]
+    assert stored == "sqlite:///studies.db"
+    assert storage_url(path, stored) == f"sqlite:///{(folder / 'studies.db').resolve()}"
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(
+    "storage", ["postgresql://user@db/optuna", "sqlite:///:memory:", "mysql://h/db"]
+)
+def test_server_storages_are_kept_as_given(here: Hardware, tmp_path: Path, storage: str) -> None:
+    study = StudyRef(storage=storage, study_name="s", trial_number=1)
+    path = save_profile(dataclasses.replace(_profile(here), study=study), tmp_path)
+    assert json.loads(path.read_text())["study"]["storage"] == storage
+
+
+def test_a_journal_outside_the_profile_folder_is_stored_relative(
+    here: Hardware, tmp_path: Path
+) -> None:
+    journal = tmp_path / "shared" / "tune.log"
+    study = StudyRef(storage=f"journal:{journal}", study_name="s", trial_number=1)
+    path = save_profile(dataclasses.replace(_profile(here), study=study), tmp_path / "p")
+    stored = json.loads(path.read_text())["study"]["storage"]
+    assert stored.startswith("journal:../") and str(tmp_path) not in stored

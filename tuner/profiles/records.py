@@ -87,7 +87,11 @@ class ProfileMetrics:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StudyRef:
-    """Where the Optuna trial that produced a profile lives."""
+    """Where the Optuna trial that produced a profile lives.
+
+    In a saved profile a file storage (``sqlite:///``, ``journal:``) is relative
+    to the profile's folder (:func:`tuner.profiles.store.storage_url` opens it).
+    """
 
     storage: str
     study_name: str

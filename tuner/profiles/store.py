@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common.hardware import Hardware, hardware_id
@@ -109,6 +109,9 @@ def save_profile(
     target = (
         Path(path) if path is not None else profile_path(profile.model, profile.hardware_id, root)
     )
+    if profile.study is not None:
+        portable = portable_storage(profile.study.storage, target.parent)
+        profile = replace(profile, study=replace(profile.study, storage=portable))
     try:
         text = json.dumps(profile.as_dict(), indent=2, sort_keys=False) + "\n"
     except (TypeError, ValueError) as error:
@@ -211,3 +214,36 @@ def _version_drift(library: str, tuned: str | None, installed: str | None) -> st
 def _major_minor(version: str) -> str:
     match = re.match(r"(\d+)\.(\d+)", version)
     return match.group(0) if match else version
+
+
+# Storages that are a file on this machine: (URL prefix, what may follow it first).
+_FILE_STORAGES = (("sqlite:///", ""), ("journal:", "//"))
+
+
+def portable_storage(storage: str, folder: str | os.PathLike[str]) -> str:
+    """``storage`` as a profile in ``folder`` records it: absolute file paths made relative.
+
+    A profile is a file that travels (committed, copied to another machine), so
+    it must not carry the absolute path of the machine that tuned.  Server URLs
+    (``postgresql://...``) are kept as the user passed them.
+    """
+    for prefix, extra in _FILE_STORAGES:
+        if storage.startswith(prefix):
+            raw = storage.removeprefix(prefix).removeprefix(extra)
+            if not Path(raw).is_absolute():  # relative, :memory: or empty: as given
+                return storage
+            relative = os.path.relpath(Path(raw).resolve(), Path(folder).resolve())
+            return prefix + Path(relative).as_posix()
+    return storage
+
+
+def storage_url(profile_path: str | os.PathLike[str], storage: str) -> str:
+    """The inverse of :func:`portable_storage`: a URL Optuna opens, from a saved profile."""
+    folder = Path(profile_path).resolve().parent
+    for prefix, extra in _FILE_STORAGES:
+        if storage.startswith(prefix):
+            raw = storage.removeprefix(prefix).removeprefix(extra)
+            if not raw or raw.startswith(":memory:") or Path(raw).is_absolute():
+                return storage
+            return prefix + str((folder / raw).resolve())
+    return storage
