@@ -122,14 +122,29 @@ def compare(
     if count == 0:
         raise ValueError("parity needs at least one problem")
     if not is_answering(reference_answers):
-        same = sum(
-            (a is not None and a == ra) or tuple(t) == tuple(rt)
-            for a, t, ra, rt in zip(
-                answers, token_ids, reference_answers, reference_token_ids, strict=True
-            )
-        )
-        return ParityReport(num_problems=count, is_answering=False, agreement=same / count)
+        same = agreement(answers, token_ids, reference_answers, reference_token_ids)
+        return ParityReport(num_problems=count, is_answering=False, agreement=same)
     return _answer_report(answers, reference_answers, golds)
+
+
+def agreement(
+    answers: Sequence[str | None],
+    token_ids: Sequence[Sequence[int]],
+    reference_answers: Sequence[str | None],
+    reference_token_ids: Sequence[Sequence[int]],
+) -> float:
+    """Share of problems that agree: same answers (answering workload) or same tokens.
+
+    Without an answering reference a row also agrees when both extracted the
+    same answer, as the token rule always allowed.
+    """
+    rows = list(zip(answers, token_ids, reference_answers, reference_token_ids, strict=True))
+    if not rows:
+        return 0.0
+    if is_answering(reference_answers):
+        return sum(_same_answer(a, ra) for a, _, ra, _ in rows) / len(rows)
+    same = sum((a is not None and a == ra) or tuple(t) == tuple(rt) for a, t, ra, rt in rows)
+    return same / len(rows)
 
 
 def _answer_report(

@@ -86,3 +86,25 @@ def test_a_model_that_answers_nothing_keeps_token_parity() -> None:
 def test_mismatched_lengths_are_refused() -> None:
     with pytest.raises(ValueError, match="same problems"):
         compare(["1"], _tokens(1), ["1", "2"], _tokens(2), GOLDS[:2])
+
+
+def test_agreement_is_the_rule_tune_and_speedup_share() -> None:
+    from tuner.answer_parity import agreement
+    from tuner.measurement.benchmark import TrialResult, parity
+
+    def trial(answers, tokens) -> TrialResult:
+        return TrialResult(
+            status="ok",
+            problems_per_s=1.0,
+            canary_answers=tuple(answers),
+            canary_token_ids=tuple(tuple(t) for t in tokens),
+        )
+
+    answering = ["1", "2", "3", None]
+    reworded = [(9,), (8,), (7,), (6,)]  # other tokens, same answers
+    assert agreement(answering, reworded, answering, _tokens(4)) == 1.0
+    assert parity(trial(answering, reworded), trial(answering, _tokens(4))) == 1.0
+    silent = [None, None, None, "4"]
+    assert agreement(silent, reworded, silent, _tokens(4)) == 0.25  # tokens decide
+    failed = TrialResult(status="oom")
+    assert parity(failed, trial(answering, _tokens(4))) == 0.0

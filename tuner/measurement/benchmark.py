@@ -96,23 +96,21 @@ class TrialResult:
 def parity(result: TrialResult, reference: TrialResult) -> float:
     """Fraction of canary problems on which ``result`` agrees with ``reference``.
 
-    A problem agrees when both extracted the same answer, or, when no answer
-    was extracted (random-weight models), when the completions are the same
-    tokens.  A failed trial agrees on nothing.
+    The one rule of :func:`tuner.answer_parity.agreement`: extracted answers
+    when the reference answers most problems (a real model), otherwise tokens
+    (random-weight models).  A failed trial agrees on nothing.
     """
+    from tuner.answer_parity import agreement
+
     count = len(reference.canary_token_ids)
     if not result.is_ok or count == 0 or len(result.canary_token_ids) != count:
         return 0.0
-    pairs = zip(
-        zip(result.canary_answers, result.canary_token_ids, strict=True),
-        zip(reference.canary_answers, reference.canary_token_ids, strict=True),
-        strict=True,
+    return agreement(
+        result.canary_answers,
+        result.canary_token_ids,
+        reference.canary_answers,
+        reference.canary_token_ids,
     )
-    agree = sum(
-        (answer is not None and answer == ref_answer) or tokens == ref_tokens
-        for (answer, tokens), (ref_answer, ref_tokens) in pairs
-    )
-    return agree / count
 
 
 def run_trial(
