@@ -6,6 +6,8 @@ file that needs no database); see :mod:`tuner.search.study` for what a trial doe
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 
 from engines.errors import InfertuneError
@@ -27,6 +29,7 @@ def open_study(storage: str, study_name: str, settings: StudySettings) -> optuna
         StudyError: the storage cannot be reached or opened; the message says why.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _refuse_foreign_sqlite_file(storage)
     try:
         backend = _storage(storage)
         return optuna.create_study(
@@ -53,3 +56,22 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(JournalFileBackend(path))
     # Heartbeats turn trials of a killed worker into FAIL instead of RUNNING forever.
     return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=600)
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _refuse_foreign_sqlite_file(url: str) -> None:
+    """SQLAlchemy turns any existing small file into a database: refuse one that is not."""
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as file:
+        header = file.read(len(_SQLITE_MAGIC))
+    if header != _SQLITE_MAGIC:
+        raise StudyError(
+            f"{path} exists and is not a SQLite database; pass another --storage path"
+            " or move the file away"
+        )
