@@ -9,6 +9,7 @@ reads a profile file or an argparse namespace.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,11 @@ class ProfileSettings:
             "hardware_id": self.hardware_id,
             "created": self.created,
         }
+
+
+# A run's label becomes part of a folder name under --results-dir: no separators,
+# no "..", no newline, and short enough for any file system's name limit.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9._\-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +86,11 @@ class EvalRequest:
         if self.backend is not None and self.backend not in backend_names():
             raise ConfigError(
                 f"unknown backend {self.backend!r}; choose one of: {', '.join(backend_names())}"
+            )
+        if self.round is not None and not SAFE_NAME.fullmatch(self.round):
+            raise ConfigError(
+                f"--round {self.round[:80]!r} is not a safe folder name: use 1-64 letters,"
+                " digits, '.', '_' or '-', not starting with '.'"
             )
         for name in ("count", "start", "batch_size", "max_new_tokens", "num_runs"):
             value = getattr(self, name)

@@ -43,8 +43,14 @@ def new_run_dir(results_dir: Path, run_round: str, model: str, dataset: str, cou
     base = f"{run_round}_{model_slug(model)}_{dataset}_{count}_{now:%m%d}"
     candidates = [base, f"{base}_{now:%H%M}"] + [f"{base}_{now:%H%M}-{i}" for i in range(2, 100)]
     for name in candidates:
-        if not (results_dir / name).exists():
-            return results_dir / name
+        path = results_dir / name
+        # Every folder the project creates must stay inside its root, whatever a name holds.
+        if path.resolve().parent != results_dir.resolve():
+            raise ResultsError(
+                f"run folder {name!r} would leave {results_dir}; use another --round"
+            )
+        if not path.exists():
+            return path
     raise ResultsError(f"too many runs named {base} in {results_dir}; use another --round")
 
 

@@ -92,6 +92,12 @@ def finished_run(run_eval, tmp_path: Path) -> Path:
         (("--resume", "RUN", "--model", "synthetic:small"), "model is"),
         (("--resume", "RUN", "--dataset", "gsm8k"), "dataset is"),
         (("--resume", "RUN", "--max_new_tokens", "99"), "prompt is"),
+        # a run label is a folder name: it never leaves --results-dir (issue 14, item 10)
+        (("--round", "../escape"), "not a safe folder name"),
+        (("--round", "/abs/path"), "not a safe folder name"),
+        (("--round", "a\nb"), "not a safe folder name"),
+        (("--round", "x" * 300), "not a safe folder name"),
+        (("--round", ".hidden"), "not a safe folder name"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(

@@ -160,3 +160,12 @@ def test_backends_come_from_the_engine_table(tmp_path: Path) -> None:
     assert command[command.index("--backend") + 1] == "transformers_cb"
     message = rejected(tmp_path, GOOD + "  backend: tensorrt\n")
     assert "unknown backend 'tensorrt'" in message and "transformers_cb" in message
+
+
+@pytest.mark.parametrize("name", ["../../../escape", "/abs", "x" * 300])
+def test_a_sweep_name_that_would_leave_the_results_folder_is_refused(
+    tmp_path: Path, name: str
+) -> None:
+    message = rejected(tmp_path, GOOD.replace("name: t", f"name: '{name}'"))
+    assert ":1:" in message and "not a safe folder name" in message
+    assert not (tmp_path / "escape").exists()

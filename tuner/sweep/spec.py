@@ -24,6 +24,7 @@ from typing import Any
 
 from engines.errors import InfertuneError
 from engines.registry import backend_names
+from evaluation.request import SAFE_NAME
 from tuner.sweep.models import check_model
 from tuner.sweep.source import Key, Source, SweepFileError, read_source
 
@@ -121,6 +122,12 @@ def load_spec(path: str | Path, results_root: str | Path | None = None) -> Sweep
         if not data.get(required):
             raise source.error((), f"missing or empty '{required}'; list at least one")
     name = data.get("name") or source.path.stem
+    if not SAFE_NAME.fullmatch(name):
+        raise source.error(
+            ("name",) if "name" in data else (),
+            f"sweep name {name[:80]!r} is not a safe folder name: use 1-64 letters, digits,"
+            " '.', '_' or '-', not starting with '.'",
+        )
     root = results_root or data.get("results") or f"results/sweep-{name}"
     eval_settings = _eval(source, data.get("eval") or {})
     datasets = tuple(_dataset(source, i, v, eval_settings) for i, v in enumerate(data["datasets"]))
