@@ -9,6 +9,7 @@ reads a profile file or an argparse namespace.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -99,3 +100,17 @@ class EvalRequest:
                 raise ConfigError(
                     f"{flag} must be >= {0 if name in ('count', 'start') else 1}, got {value}"
                 )
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        # Caught here, before a model loads for minutes, not by the sampler later.
+        checks = (
+            ("temperature", self.temperature, lambda v: math.isfinite(v) and v >= 0, ">= 0"),
+            ("top-p", self.top_p, lambda v: 0 < v <= 1, "in (0, 1]"),
+            ("sandbox-timeout", self.sandbox_timeout, lambda v: math.isfinite(v) and v > 0,
+             "a finite number of seconds > 0"),
+            ("seed", self.seed, lambda v: 0 <= v < 2**63, "in [0, 2**63)"),
+        )  # fmt: skip
+        for flag, value, ok, wanted in checks:
+            if value is not None and not ok(value):
+                raise ConfigError(f"--{flag} must be {wanted}, got {value}")

@@ -98,6 +98,11 @@ def finished_run(run_eval, tmp_path: Path) -> Path:
         (("--round", "a\nb"), "not a safe folder name"),
         (("--round", "x" * 300), "not a safe folder name"),
         (("--round", ".hidden"), "not a safe folder name"),
+        # numbers checked before the model loads (issue 14, item 9)
+        (("--temperature", "nan"), "--temperature must be >= 0"),
+        (("--temperature", "-1"), "--temperature must be >= 0"),
+        (("--top_p", "0"), "--top-p must be in (0, 1]"),
+        (("--seed", str(2**64 + 1)), "--seed must be in [0, 2**63)"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(
