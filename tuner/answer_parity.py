@@ -121,10 +121,10 @@ def compare(
         raise ValueError("answers, token ids and golds must cover the same problems")
     if count == 0:
         raise ValueError("parity needs at least one problem")
+    same = agreement(answers, token_ids, reference_answers, reference_token_ids)
     if not is_answering(reference_answers):
-        same = agreement(answers, token_ids, reference_answers, reference_token_ids)
         return ParityReport(num_problems=count, is_answering=False, agreement=same)
-    return _answer_report(answers, reference_answers, golds)
+    return _answer_report(answers, reference_answers, golds, same)
 
 
 def agreement(
@@ -148,7 +148,10 @@ def agreement(
 
 
 def _answer_report(
-    answers: Sequence[str | None], reference_answers: Sequence[str | None], golds: Sequence[str]
+    answers: Sequence[str | None],
+    reference_answers: Sequence[str | None],
+    golds: Sequence[str],
+    same: float,
 ) -> ParityReport:
     from evaluation.grading import answers_match
 
@@ -157,11 +160,10 @@ def _answer_report(
     ref_right = [answers_match(a, g) for a, g in zip(reference_answers, golds, strict=True)]
     right_to_wrong = sum(r and not c for r, c in zip(ref_right, right, strict=True))
     wrong_to_right = sum(c and not r for r, c in zip(ref_right, right, strict=True))
-    same = sum(_same_answer(a, ra) for a, ra in zip(answers, reference_answers, strict=True))
     return ParityReport(
         num_problems=count,
         is_answering=True,
-        agreement=same / count,
+        agreement=same,
         right_to_wrong=right_to_wrong,
         wrong_to_right=wrong_to_right,
         accuracy_delta=(wrong_to_right - right_to_wrong) / count,

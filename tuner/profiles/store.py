@@ -220,30 +220,34 @@ def _major_minor(version: str) -> str:
 _FILE_STORAGES = (("sqlite:///", ""), ("journal:", "//"))
 
 
+def _file_storage(storage: str) -> tuple[str, Path] | None:
+    """``(prefix, path)`` of a storage that is a file on this machine, else None."""
+    for prefix, extra in _FILE_STORAGES:
+        if storage.startswith(prefix):
+            raw = storage.removeprefix(prefix).removeprefix(extra)
+            # ":memory:" or nothing is no file to move.
+            return None if not raw or raw.startswith(":memory:") else (prefix, Path(raw))
+    return None
+
+
 def portable_storage(storage: str, folder: str | os.PathLike[str]) -> str:
     """``storage`` as a profile in ``folder`` records it: absolute file paths made relative.
 
     A profile is a file that travels (committed, copied to another machine), so
     it must not carry the absolute path of the machine that tuned.  Server URLs
-    (``postgresql://...``) are kept as the user passed them.
+    (``postgresql://...``) and relative paths are kept as the user passed them.
     """
-    for prefix, extra in _FILE_STORAGES:
-        if storage.startswith(prefix):
-            raw = storage.removeprefix(prefix).removeprefix(extra)
-            if not Path(raw).is_absolute():  # relative, :memory: or empty: as given
-                return storage
-            relative = os.path.relpath(Path(raw).resolve(), Path(folder).resolve())
-            return prefix + Path(relative).as_posix()
-    return storage
+    found = _file_storage(storage)
+    if found is None or not found[1].is_absolute():
+        return storage
+    prefix, path = found
+    return prefix + Path(os.path.relpath(path.resolve(), Path(folder).resolve())).as_posix()
 
 
 def storage_url(profile_path: str | os.PathLike[str], storage: str) -> str:
     """The inverse of :func:`portable_storage`: a URL Optuna opens, from a saved profile."""
-    folder = Path(profile_path).resolve().parent
-    for prefix, extra in _FILE_STORAGES:
-        if storage.startswith(prefix):
-            raw = storage.removeprefix(prefix).removeprefix(extra)
-            if not raw or raw.startswith(":memory:") or Path(raw).is_absolute():
-                return storage
-            return prefix + str((folder / raw).resolve())
-    return storage
+    found = _file_storage(storage)
+    if found is None or found[1].is_absolute():
+        return storage
+    prefix, path = found
+    return prefix + str((Path(profile_path).resolve().parent / path).resolve())
