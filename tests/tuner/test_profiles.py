@@ -58,7 +58,7 @@ def _profile(hw: Hardware, *, backend: str = "transformers", **changes) -> Profi
             peak_memory_bytes=600 << 20,
         ),
         workload={"dataset": "gsm8k", "count": 64, "seed": 0, "replayed_lengths": True},
-        study=StudyRef(storage="sqlite:///tune.db", study_name="small-gsm8k", trial_number=7),
+        study=StudyRef(storage="sqlite:////srv/studies/tune.db", study_name="small-gsm8k", trial_number=7),
     )
     return dataclasses.replace(profile, **changes)
 
@@ -315,6 +315,7 @@ def test_a_saved_profile_is_portable_and_world_readable(here: Hardware, tmp_path
     stored = json.loads(text)["study"]["storage"]
     assert stored == "sqlite:///studies.db"
     assert storage_url(path, stored) == f"sqlite:///{(folder / 'studies.db').resolve()}"
+    assert load_profile(path).study.storage == f"sqlite:///{(folder / 'studies.db').resolve()}"
     assert path.stat().st_mode & 0o777 == 0o644
 
 

@@ -90,7 +90,8 @@ class StudyRef:
     """Where the Optuna trial that produced a profile lives.
 
     In a saved profile a file storage (``sqlite:///``, ``journal:``) is relative
-    to the profile's folder (:func:`tuner.profiles.store.storage_url` opens it).
+    to the profile's folder; :func:`tuner.profiles.store.load_profile` makes it
+    absolute again.
     """
 
     storage: str

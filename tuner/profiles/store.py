@@ -86,9 +86,15 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
             " delete it and tune again"
         ) from None
     try:
-        return Profile.from_dict(data)
+        profile = Profile.from_dict(data)
     except ProfileError as error:
         raise ProfileError(f"{path}: {error}") from None
+    if profile.study is None:
+        return profile
+    # On disk the storage is relative to the profile (it travels); in memory it
+    # is the URL Optuna opens, so a loaded profile equals the one that was saved.
+    opened = storage_url(path, profile.study.storage)
+    return replace(profile, study=replace(profile.study, storage=opened))
 
 
 def save_profile(
@@ -235,12 +241,13 @@ def portable_storage(storage: str, folder: str | os.PathLike[str]) -> str:
 
     A profile is a file that travels (committed, copied to another machine), so
     it must not carry the absolute path of the machine that tuned.  Server URLs
-    (``postgresql://...``) and relative paths are kept as the user passed them.
+    (``postgresql://...``) are kept as the user passed them.
     """
     found = _file_storage(storage)
-    if found is None or not found[1].is_absolute():
+    if found is None:
         return storage
     prefix, path = found
+    # A relative path was relative to where tune ran; resolve() anchors it there.
     return prefix + Path(os.path.relpath(path.resolve(), Path(folder).resolve())).as_posix()
 
 
