@@ -58,7 +58,9 @@ def _profile(hw: Hardware, *, backend: str = "transformers", **changes) -> Profi
             peak_memory_bytes=600 << 20,
         ),
         workload={"dataset": "gsm8k", "count": 64, "seed": 0, "replayed_lengths": True},
-        study=StudyRef(storage="sqlite:////srv/studies/tune.db", study_name="small-gsm8k", trial_number=7),
+        study=StudyRef(
+            storage="sqlite:////srv/studies/tune.db", study_name="small-gsm8k", trial_number=7
+        ),
     )
     return dataclasses.replace(profile, **changes)
 
