@@ -11,7 +11,10 @@ memory but never below what one such sequence needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from engines.base import GenerationRequest
 
 # Long enough for a math prompt with a few-shot preamble plus a long solution;
 # far shorter than the contexts models advertise, whose KV cache may not fit.
@@ -34,6 +37,42 @@ def needed_model_len(prompt_tokens: Iterable[int], max_new_tokens: int) -> int:
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     return longest + max_new_tokens
+
+
+def model_len_for(model: str, requests: Sequence[GenerationRequest]) -> int:
+    """:func:`needed_model_len` of ``requests``, their prompts encoded as the engine will
+    encode them (chat template included), with ``model``'s tokenizer.
+
+    Raises:
+        ModelLoadError: the model's tokenizer cannot be loaded.
+    """
+    from transformers import AutoTokenizer
+
+    from engines.errors import ModelLoadError
+    from engines.models import resolve_model
+    from engines.tokens import encode_prompt
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(model))
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(
+            f"cannot load the tokenizer of model {model!r}: {str(error).splitlines()[0]}"
+        ) from None
+    lengths = (len(encode_prompt(tokenizer, r)) for r in requests)
+    return needed_model_len(lengths, max(r.max_tokens for r in requests))
+
+
+def with_model_len(
+    settings: Mapping[str, Any], model: str, requests: Sequence[GenerationRequest]
+) -> dict[str, Any]:
+    """vLLM ``settings`` with ``max_model_len`` sized for ``requests``.
+
+    vLLM allocates its KV cache when it loads, so the length must be known
+    then, not at the first ``generate``; an explicit ``max_model_len`` wins.
+    """
+    if settings.get("max_model_len") is not None or not requests:
+        return dict(settings)
+    return dict(settings) | {"max_model_len": model_len_for(model, requests)}
 
 
 def model_len_limit(hf_config) -> int | None:  # noqa: ANN001 - a transformers config

@@ -26,7 +26,7 @@ from engines.registry import batch_field
 from evaluation.agents import AGENTS
 from evaluation.datasets import Problem, load_problems
 from evaluation.modes import Mode, StandardMode
-from evaluation.prompts import PromptSettings
+from evaluation.prompts import PromptSettings, build_request
 from evaluation.request import EvalRequest, ProfileSettings
 from evaluation.results import (
     SCHEMA_VERSION,
@@ -138,6 +138,7 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
     count = count if count is not None else (len(stored["problem_ids"]) if stored else 0)
     problems = load_problems(dataset, data_dir=request.data_dir, start=start, count=count)
     backend, engine, profile = _engine_plan(request, stored)
+    engine = _sized_for_prompts(backend, engine, model, mode, problems)
     mode_settings = mode.settings()
     settings = {
         "schema_version": SCHEMA_VERSION,
@@ -186,6 +187,19 @@ def _engine_plan(
     engine = engine_settings(request, applied, previous, backend)
     record = profile.as_record(is_applied=applied is not None) if profile else None
     return backend, engine, record
+
+
+def _sized_for_prompts(
+    backend: str, engine: dict[str, object], model: str, mode: Mode, problems: list[Problem]
+) -> dict[str, object]:
+    """vLLM sizes its KV cache at load, for ``max_model_len``: the longest prompt of this
+    run plus ``max_new_tokens``.  An agent's prompts grow step by step, so it keeps
+    the engine's default; an explicit ``max_model_len`` always wins."""
+    if backend != "vllm" or not isinstance(mode, StandardMode):
+        return engine
+    from engines.vllm_sizing import with_model_len
+
+    return with_model_len(engine, model, [build_request(p, mode.prompt) for p in problems])
 
 
 def _chunk_size(mode: Mode, backend: str, engine: dict[str, object]) -> int | None:
