@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from commands import flags
 from commands.flags import option
+from tuner.answer_parity import DEFAULT_THRESHOLD
 from tuner.measurement.workload import DEFAULT_CANARY, DEFAULT_MAX_NEW_TOKENS, DEFAULT_SIZE
 
 if TYPE_CHECKING:
@@ -55,8 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "parity_threshold",
         type=float,
-        default=1.0,
-        help="least canary agreement with the batch-1 reference (default: 1.0)",
+        default=DEFAULT_THRESHOLD,
+        help="least share of canaries that agree with the batch-1 reference: same extracted"
+        " answers for a model that answers (which must also not be significantly less"
+        " accurate, McNemar), same tokens for a random-weight one"
+        f" (default: {DEFAULT_THRESHOLD})",
     )
     flags.add_max_new_tokens(parser, default=DEFAULT_MAX_NEW_TOKENS)
     option(parser, "max_batch_size", type=int, help="largest batch size to try (e.g. the probe's)")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from common.hardware import Hardware, fingerprint, hardware_id
 from common.naming import model_slug
 from engines.errors import BackendUnavailableError, ConfigError, InfertuneError
+from tuner.answer_parity import DEFAULT_THRESHOLD
 from tuner.measurement.workload import DEFAULT_CANARY, DEFAULT_MAX_NEW_TOKENS, DEFAULT_SIZE
 from tuner.profiles import Profile, ProfileConfig, find_profile, load_profile, profiles_root
 from tuner.search.space import SearchSpace
@@ -56,7 +57,7 @@ def run_tuning(
     backends: Sequence[str] | None = None,
     count: int = DEFAULT_SIZE,
     canary_size: int = DEFAULT_CANARY,
-    parity_threshold: float = 1.0,
+    parity_threshold: float = DEFAULT_THRESHOLD,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     max_batch_size: int | None = None,
     trial_timeout: float = 600.0,
