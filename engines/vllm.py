@@ -103,7 +103,11 @@ class VLLMEngine(Engine):
         return self._tokenizer
 
     def settings(self) -> dict[str, object]:
-        return asdict(self.config)
+        """The config, with the sequence length vLLM actually holds (sized at load)."""
+        if self.llm is None:  # closed
+            return asdict(self.config)
+        resolved = self.llm.llm_engine.model_config.max_model_len
+        return asdict(self.config) | {"max_model_len": resolved}
 
     def iter_batches(self, requests: Sequence[GenerationRequest]) -> Iterator[BatchOutput]:
         from vllm.inputs import TokensPrompt

@@ -127,14 +127,30 @@ def _gpu_fields(usage: GpuUsage | None) -> dict[str, float | None]:
     }
 
 
+def engine_settings(
+    backend: str, model: str, settings: dict[str, Any], workload: Workload
+) -> dict[str, Any]:
+    """The trial's settings, plus vLLM's ``max_model_len`` sized for this workload.
+
+    Added here rather than in the searched configuration, so a profile stays
+    valid for an evaluation with other prompts (which sizes its own).
+    """
+    if backend != "vllm":
+        return settings
+    from engines.vllm_sizing import with_model_len
+
+    return with_model_len(settings, model, workload.requests())
+
+
 def measure(spec: dict[str, Any], progress: Path) -> TrialResult:
     """Load, warm up and time one configuration; expected failures become results."""
     import torch
 
     workload = Workload.from_json(json.dumps(spec["workload"]))
-    start = time.perf_counter()
     try:
-        with load_engine(spec["backend"], spec["model"], **spec["settings"]) as engine:
+        settings = engine_settings(spec["backend"], spec["model"], spec["settings"], workload)
+        start = time.perf_counter()
+        with load_engine(spec["backend"], spec["model"], **settings) as engine:
             if os.environ.get(FAULT_ENV):
                 install_fault(engine, os.environ[FAULT_ENV])
             load_seconds = time.perf_counter() - start
