@@ -57,7 +57,9 @@ class ProfileMetrics:
 
     ``speedup`` is ``problems_per_s / baseline_problems_per_s`` (baseline:
     transformers at batch size 1); ``parity_agreement`` is the fraction of
-    canary problems whose greedy answer matched the baseline's, in [0, 1].
+    canary problems whose greedy answer matched the baseline's, in [0, 1];
+    ``parity`` the whole comparison (:meth:`tuner.answer_parity.ParityReport.as_dict`:
+    flips, accuracy delta, McNemar p), absent from profiles saved before it.
     """
 
     problems_per_s: float
@@ -66,6 +68,7 @@ class ProfileMetrics:
     speedup: float
     parity_agreement: float
     peak_memory_bytes: int | None = None
+    parity: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("problems_per_s", "baseline_problems_per_s", "speedup"):
