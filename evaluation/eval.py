@@ -16,12 +16,14 @@ Every input check runs before the model loads (:func:`evaluation.plan.build_plan
 
 from __future__ import annotations
 
-import shutil
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.stopping import Stopped, stop_on_signals
+from evaluation.errors import ResultsError
+from evaluation.records import done_problems
 from evaluation.request import EvalRequest
 
 if TYPE_CHECKING:
@@ -29,6 +31,14 @@ if TYPE_CHECKING:
     from evaluation.plan import RunPlan
     from evaluation.records import RecordStore
     from evaluation.reports import Summary
+
+
+class RunStopped(ResultsError):
+    """A signal stopped the run; it exits 128 + the signal, like a shell."""
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,35 +78,43 @@ def execute(plan: RunPlan, *, detailed: bool = False) -> EvalResult:
     Args:
         plan: The checked plan (standard mode or an agent).
         detailed: Print every problem's verdict as it finishes.
-    """
-    from evaluation.records import RECORDS_FILE, RecordStore
-    from evaluation.reports import write_reports
-    from evaluation.results import save_settings
 
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    Raises:
+        RunStopped: SIGTERM or SIGINT stopped the run; the reports match the
+            records so far and the message says how to resume.
+    """
+    from evaluation.run_folder import open_run_folder
+
     try:
-        with RecordStore(plan.run_dir) as store:
-            done = sum(p.id in store.done for p in plan.problems)
-            errors: tuple[str, ...] = ()
-            try:
-                if done < len(plan.problems):  # a finished run needs no model for its reports
-                    errors = _generate(plan, store, done, detailed)
-                else:
-                    save_settings(plan.run_dir, plan.settings)
-            finally:  # even on Ctrl-C the derived files match the records
-                if store.records or plan.is_resume:
-                    extra = plan.mode.extra_metrics(list(store.done.values()))
-                    summary = write_reports(plan.run_dir, plan.settings, store.records, extra)
-    except BaseException:
-        records = plan.run_dir / RECORDS_FILE
-        if not plan.is_resume and (not records.exists() or not records.stat().st_size):
-            # nothing was generated (e.g. the model failed to load): leave no empty folder
-            shutil.rmtree(plan.run_dir, ignore_errors=True)
-        raise
+        with (
+            stop_on_signals(),
+            open_run_folder(plan.run_dir, plan.settings, is_resume=plan.is_resume) as store,
+        ):
+            return _run_and_report(plan, store, detailed)
+    except Stopped as stop:
+        raise RunStopped(
+            f"stopped by {stop}; resume with --resume {plan.run_dir}", exit_code=stop.exit_code
+        ) from None
+
+
+def _run_and_report(plan: RunPlan, store: RecordStore, detailed: bool) -> EvalResult:
+    from evaluation.records import read_records
+    from evaluation.reports import write_reports
+
+    errors: tuple[str, ...] = ()
+    try:
+        if sum(p.id in store.done for p in plan.problems) < len(plan.problems):
+            errors = _generate(plan, store, detailed)  # a finished run needs no model
+    finally:  # even when stopped, the derived files match the records
+        # read back from the disk: a stop between a write and its bookkeeping loses nothing
+        records = read_records(store.path)[0]
+        if records or plan.is_resume:
+            extra = plan.mode.extra_metrics(list(done_problems(records).values()))
+            summary = write_reports(plan.run_dir, plan.settings, records, extra)
     return EvalResult(run_dir=plan.run_dir, summary=summary, settings=plan.settings, errors=errors)
 
 
-def _generate(plan: RunPlan, store: RecordStore, done: int, detailed: bool) -> tuple[str, ...]:
+def _generate(plan: RunPlan, store: RecordStore, detailed: bool) -> tuple[str, ...]:
     from engines import load_engine
     from evaluation.progress import RunProgress
     from evaluation.results import save_settings
@@ -113,6 +131,7 @@ def _generate(plan: RunPlan, store: RecordStore, done: int, detailed: bool) -> t
         resolved = engine.settings() or plan.engine_settings
         plan.settings["engine"] = plan.settings["sessions"][-1]["engine"] = resolved
         save_settings(plan.run_dir, plan.settings)
+        done = sum(p.id in store.done for p in plan.problems)
         with RunProgress(len(plan.problems), done, detailed=detailed) as progress:
             outcome = run_problems(
                 engine,
