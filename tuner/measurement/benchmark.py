@@ -27,12 +27,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tuner.measurement.workload import Workload
+
+if TYPE_CHECKING:
+    from tuner.answer_parity import ParityReport
 
 Status = Literal["ok", "oom", "crashed", "timeout", "error", "pruned"]
 STATUSES = ("ok", "oom", "crashed", "timeout", "error", "pruned")
@@ -102,8 +105,7 @@ def parity(result: TrialResult, reference: TrialResult) -> float:
     """
     from tuner.answer_parity import agreement
 
-    count = len(reference.canary_token_ids)
-    if not result.is_ok or count == 0 or len(result.canary_token_ids) != count:
+    if not _comparable(result, reference):
         return 0.0
     return agreement(
         result.canary_answers,
@@ -111,6 +113,34 @@ def parity(result: TrialResult, reference: TrialResult) -> float:
         reference.canary_answers,
         reference.canary_token_ids,
     )
+
+
+def parity_report(
+    result: TrialResult, reference: TrialResult, golds: Sequence[str]
+) -> ParityReport:
+    """:func:`tuner.answer_parity.compare` of the two trials' canaries.
+
+    ``golds`` are the workload's gold answers, canaries first (extra ones are
+    ignored).  A failed trial agrees on nothing and counts no flips.
+    """
+    from tuner.answer_parity import ParityReport, compare, is_answering
+
+    count = len(reference.canary_token_ids)
+    if not _comparable(result, reference):
+        answering = is_answering(reference.canary_answers)
+        return ParityReport(num_problems=count, is_answering=answering, agreement=0.0)
+    return compare(
+        result.canary_answers,
+        result.canary_token_ids,
+        reference.canary_answers,
+        reference.canary_token_ids,
+        golds[:count],
+    )
+
+
+def _comparable(result: TrialResult, reference: TrialResult) -> bool:
+    count = len(reference.canary_token_ids)
+    return result.is_ok and count > 0 and len(result.canary_token_ids) == count
 
 
 def run_trial(

@@ -1,8 +1,9 @@
 """The end of a tuning run: a table of every trial, and the profile of the best one.
 
-The profile records the fastest *feasible* trial (it finished and met the
-parity threshold) with its speedup over the batch-size-1 reference; the table
-shows every trial, with its parity agreement, because batching can change
+The profile records the fastest *feasible* trial (it finished and gave the
+same answers as the reference, :mod:`tuner.answer_parity`) with its speedup over
+the batch-size-1 reference; the table shows every trial, with its agreement and,
+for a model that answers, its flips and McNemar p, because batching can change
 answers and users must see it.
 """
 
@@ -23,7 +24,7 @@ from tuner.profiles import (
     StudyRef,
     model_revision,
 )
-from tuner.search.study import TrialRow, references
+from tuner.search.study import PARITY_ATTRS, TrialRow, references
 
 MAX_ROWS = 25
 
@@ -57,6 +58,8 @@ def build_profile(
         speedup=best.problems_per_s / baseline,
         parity_agreement=best.agreement,
         peak_memory_bytes=best.peak_memory_bytes,
+        # trials recorded before the paired test have no report
+        parity=None if best.is_answering is None else {n: getattr(best, n) for n in PARITY_ATTRS},
     )
     return Profile(
         model=workload.model,
@@ -100,7 +103,7 @@ def trial_table(rows: list[TrialRow], baseline: float | None) -> Table:
             f"{value:.3g}",
             f"{row.output_tokens_per_s:.4g}",
             speedup,
-            f"{row.agreement:.0%}" if row.agreement is not None else "-",
+            _parity(row),
             f"{peak / 2**20:.0f}" if peak else "-",
             _result(row),
         )
@@ -130,6 +133,15 @@ def _knobs(settings: dict[str, Any]) -> str:
     )
 
 
+def _parity(row: TrialRow) -> str:
+    """Agreement, and for a model that answers the flips (right->wrong/wrong->right) and p."""
+    if row.agreement is None:
+        return "-"
+    if not row.is_answering:
+        return f"{row.agreement:.0%}"
+    return f"{row.agreement:.0%} {row.right_to_wrong}/{row.wrong_to_right} p={row.p_value:.2g}"
+
+
 def _result(row: TrialRow) -> str:
     if row.state == "PRUNED":
         return "pruned"
@@ -137,4 +149,4 @@ def _result(row: TrialRow) -> str:
         return f"{row.status}: {row.message[:60]}"
     if row.duplicate_of is not None:
         return f"ok (same as #{row.duplicate_of})"
-    return "ok" if row.is_feasible else "parity below threshold"
+    return "ok" if row.is_feasible else "answers changed (parity)"

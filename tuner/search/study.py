@@ -1,9 +1,13 @@
 """The Optuna study: which engine configuration serves the workload fastest.
 
 Objective: problems per second on the workload (maximised).  Constraint:
-answer parity, the fraction of canary problems whose greedy output matches the
-reference configuration (transformers, batch size 1, same dtype) must reach a
-threshold.  A trial that runs out of memory, crashes or times out completes with
+answer parity against the reference configuration (transformers, batch size 1,
+same dtype) on the canary problems, by the one rule of
+:mod:`tuner.answer_parity`: the share of canaries that agree (same extracted
+answers for a model that answers, same tokens for a random-weight one) must
+reach a threshold, and a model that answers must not be significantly less
+accurate (McNemar's exact test on the right-to-wrong and wrong-to-right flips).
+A trial that runs out of memory, crashes or times out completes with
 throughput 0 and a violated constraint: it is recorded as infeasible through
 Optuna's constraints (``Trial.set_constraint``), never lost, and the study goes
 on.  Each trial runs in its own subprocess (:func:`tuner.benchmark.run_trial`).
@@ -27,7 +31,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.measurement.benchmark import TrialResult, parity, run_trial
+from tuner.answer_parity import DEFAULT_ALPHA, DEFAULT_THRESHOLD, ParityReport
+from tuner.measurement.benchmark import TrialResult, parity_report, run_trial
 from tuner.measurement.workload import Workload
 from tuner.profiles import ProfileConfig
 from tuner.search.space import SearchSpace, reference_config
@@ -35,6 +40,15 @@ from tuner.search.space import SearchSpace, reference_config
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # study user attribute holding the reference result of one dtype: the prefix, then the dtype
 _REFERENCE_PREFIX = "reference/"
+# ParityReport fields each trial records as a user attribute of the same name
+PARITY_ATTRS = (
+    "is_answering",
+    "agreement",
+    "right_to_wrong",
+    "wrong_to_right",
+    "accuracy_delta",
+    "p_value",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,7 +58,8 @@ class StudySettings:
     model: str
     n_trials: int = 20
     timeout_s: float | None = None
-    parity_threshold: float = 1.0
+    parity_threshold: float = DEFAULT_THRESHOLD
+    parity_alpha: float = DEFAULT_ALPHA
     trial_timeout_s: float = 600.0
     prune_ratio: float = 0.5
     prune_min_fraction: float = 0.25
@@ -55,6 +70,8 @@ class StudySettings:
             raise ValueError(f"n_trials must be >= 1, got {self.n_trials}")
         if not 0 <= self.parity_threshold <= 1:
             raise ValueError(f"parity_threshold must be in [0, 1], got {self.parity_threshold}")
+        if not 0 < self.parity_alpha < 1:
+            raise ValueError(f"parity_alpha must be in (0, 1), got {self.parity_alpha}")
         if self.trial_timeout_s <= 0 or (self.timeout_s is not None and self.timeout_s <= 0):
             raise ValueError("trial_timeout_s and timeout_s must be > 0")
         if not 0 <= self.prune_ratio < 1:
@@ -122,9 +139,9 @@ class Objective:
         result = self._run(config, trial)
         if reference is None:  # this trial is the reference run
             reference = result
-            _store_reference(trial.study, dtype, result)
-        agreement = parity(result, reference)
-        self._record(trial, config, result, agreement)
+            store_reference(trial.study, dtype, result)
+        report = parity_report(result, reference, self.workload.answers)
+        self._record(trial, config, result, report)
         if result.status == "pruned":
             raise optuna.TrialPruned(result.message)
         return result.problems_per_s
@@ -148,7 +165,7 @@ class Objective:
             time_limit_s=self.settings.trial_timeout_s,
             env=self.env,
         )
-        _store_reference(study, dtype, result)
+        store_reference(study, dtype, result)
         return result
 
     def _run(self, config: ProfileConfig, trial: optuna.Trial) -> TrialResult:
@@ -171,7 +188,7 @@ class Objective:
         )
 
     def _record(
-        self, trial: optuna.Trial, config: ProfileConfig, result: TrialResult, agreement: float
+        self, trial: optuna.Trial, config: ProfileConfig, result: TrialResult, report: ParityReport
     ) -> None:
         attrs = {
             "status": result.status,
@@ -183,11 +200,11 @@ class Objective:
             "output_tokens_per_s": result.output_tokens_per_s,
             "batch_latency_p50_s": (result.batch_latency or {}).get("p50"),
             "peak_memory_bytes": result.peak_memory_bytes,
-            "agreement": agreement,
         }
-        # <= 0 is feasible: parity at or above the threshold, and a run that finished.
+        attrs |= {name: getattr(report, name) for name in PARITY_ATTRS}
+        # <= 0 is feasible: the same answers as the reference, and a run that finished.
         attrs["constraints"] = [
-            self.settings.parity_threshold - agreement,
+            report.shortfall(self.settings.parity_threshold, self.settings.parity_alpha),
             0.0 if result.is_ok else 1.0,
         ]
         for key, value in attrs.items():
@@ -196,8 +213,19 @@ class Objective:
         status = result.status if result.is_ok else f"{result.status}: {result.message}"
         self.log(
             f"trial {trial.number}: {config.backend} {json.dumps(config.settings)}"
-            f" -> {result.problems_per_s:.3g} problems/s, parity {agreement:.0%}, {status}"
+            f" -> {result.problems_per_s:.3g} problems/s, {describe_parity(report)}, {status}"
         )
+
+
+def describe_parity(report: ParityReport) -> str:
+    """``parity 94%`` (tokens), or with the flips and the paired test for a model that answers."""
+    text = f"parity {report.agreement:.0%}"
+    if report.is_answering:
+        text += (
+            f" (right->wrong {report.right_to_wrong}, wrong->right {report.wrong_to_right},"
+            f" accuracy {report.accuracy_delta:+.1%}, McNemar p={report.p_value:.2g})"
+        )
+    return text
 
 
 def _set_constraints(trial: optuna.Trial, values: list[float]) -> None:
@@ -212,7 +240,8 @@ def _same_params(trial: optuna.Trial) -> FrozenTrial | None:
     return None
 
 
-def _store_reference(study: optuna.Study, dtype: str, result: TrialResult) -> None:
+def store_reference(study: optuna.Study, dtype: str, result: TrialResult) -> None:
+    """Keep ``result`` as the study's batch-1 reference for ``dtype`` (when it finished)."""
     if result.is_ok:  # a failed reference is measured again by the next trial
         study.set_user_attr(_REFERENCE_PREFIX + dtype, result.as_dict())
 
@@ -282,6 +311,11 @@ class TrialRow:
     output_tokens_per_s: float = 0.0
     peak_memory_bytes: int | None = None
     agreement: float | None = None
+    is_answering: bool | None = None
+    right_to_wrong: int | None = None
+    wrong_to_right: int | None = None
+    accuracy_delta: float | None = None
+    p_value: float | None = None
     duplicate_of: int | None = None
 
     @classmethod
@@ -300,7 +334,7 @@ class TrialRow:
             problems_per_s=attrs.get("problems_per_s") or 0.0,
             output_tokens_per_s=attrs.get("output_tokens_per_s") or 0.0,
             peak_memory_bytes=attrs.get("peak_memory_bytes"),
-            agreement=attrs.get("agreement"),
+            **{name: attrs.get(name) for name in PARITY_ATTRS},
             duplicate_of=attrs.get("duplicate_of"),
         )
 
