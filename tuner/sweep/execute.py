@@ -7,20 +7,28 @@ it needs travels in a picklable :class:`JobContext`.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.stopping import Stopped
 from tuner.sweep.jobs import eval_command, find_run_dir, tune_command
 from tuner.sweep.manifest import Job, Manifest
 from tuner.sweep.spec import SweepSpec
 
 JOB_LOG = "job.log"
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_STOP_GRACE_S = 60.0  # for a stopped job to write its reports and close its engine
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,15 +61,25 @@ def execute(job: Job, context: JobContext, profile: str | None) -> dict[str, Any
             command = tune_command(context.spec, job.model)
         returncode = _run(command, job_dir / JOB_LOG, context.env)
         error = None if returncode == 0 else _last_error(job_dir / JOB_LOG, returncode)
+    except Stopped:  # the sweep was told to stop: the job is resumed by its next run
+        manifest.update(job.id, state="pending", error="stopped; resumed by the next run",
+                        **_outcome(job, job_dir, context, started))  # fmt: skip
+        raise
     except Exception as exc:  # failures are data: a broken job must not stop the sweep
         error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    changes = _outcome(job, job_dir, context, started)
+    if job.kind == "eval" and error is None and changes["folder"] is None:
+        error = f"the eval CLI left no run folder in {job_dir}"
+    return manifest.update(job.id, state="failed" if error else "done", error=error, **changes)
+
+
+def _outcome(job: Job, job_dir: Path, context: JobContext, started: float) -> dict[str, Any]:
+    """The manifest changes of an attempt however it ended: its wall time and run folder."""
     changes: dict[str, Any] = {"add_wall_s": time.perf_counter() - started}
     if job.kind == "eval":
         run_dir = find_run_dir(job_dir) if job_dir.is_dir() else None
         changes["folder"] = str(run_dir.relative_to(context.root)) if run_dir else None
-        if error is None and run_dir is None:
-            error = f"the eval CLI left no run folder in {job_dir}"
-    return manifest.update(job.id, state="failed" if error else "done", error=error, **changes)
+    return changes
 
 
 def _run(command: list[str], log_path: Path, extra_env: dict[str, str]) -> int:
@@ -70,10 +88,46 @@ def _run(command: list[str], log_path: Path, extra_env: dict[str, str]) -> int:
         stamp = dt.datetime.now().isoformat(timespec="seconds")
         log.write(f"\n=== {stamp} {' '.join(command)}\n".encode())
         log.flush()
-        # stdin closed: a job must never wait for input the sweep cannot give
-        done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=log,
-                              stderr=subprocess.STDOUT, env=env, check=False)  # fmt: skip
-    return done.returncode
+        # stdin closed: a job must never wait for input the sweep cannot give.  Its own
+        # process group keeps a terminal's Ctrl-C for the sweep, which stops the job itself.
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                   preexec_fn=_die_with(os.getpid()))  # fmt: skip
+        try:
+            return process.wait()
+        except BaseException:  # the sweep is stopping: the job stops too, saving its reports
+            _stop(process)
+            raise
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that kills the job when the sweep dies, even by SIGKILL (Linux).
+
+    Without it a killed sweep left its job writing, and the rerun wrote the same
+    run folder a second time.  SIGKILL, not SIGTERM: it also ends a stopped job.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the sweep died before the line above
+            os._exit(1)
+
+    return arm
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the job's group (the eval command then writes its reports), SIGKILL if stuck."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=_STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _last_error(log_path: Path, returncode: int) -> str:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import tuner
+from common.stopping import Stopped, stop_on_signals
+from engines.errors import InfertuneError
 from tuner.sweep.execute import JobContext, execute
 from tuner.sweep.jobs import eval_jobs, tune_job
 from tuner.sweep.manifest import Job, Manifest
@@ -27,6 +29,14 @@ OnDone = Callable[[dict[str, Any]], None]
 Executor = Callable[[list[tuple[Job, str | None]], JobContext, OnDone], None]
 # environment a job inherits from the sweep (also sent to Ray workers)
 _PASSED_ENV_PREFIXES = ("INFERTUNE_", "HF_", "VLLM_", "OMP_", "MKL_", "CUDA_", "TRANSFORMERS_")
+
+
+class SweepStopped(InfertuneError):
+    """A signal stopped the sweep; it exits 128 + the signal, like a shell."""
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,8 +78,35 @@ def run_sweep(spec: SweepSpec, executor: Executor, on_done: OnDone,
     """Run what is left of ``spec``; returns the manifest entries of its evaluation jobs.
 
     ``on_phase(name, num_to_run, num_total)`` is told what each phase will do.
+
+    Raises:
+        SweepStopped: SIGTERM or SIGINT stopped the sweep; the running job was
+            stopped too (its reports written) and the summary shows what is done.
     """
     context = job_context(spec)
+    try:
+        with stop_on_signals():
+            return _run_phases(spec, context, executor, on_done, on_phase)
+    except Stopped as stop:
+        _write_summary_so_far(spec, context.root)
+        raise SweepStopped(
+            f"stopped by {stop}; run `infertune sweep {spec.path}` again to continue"
+            " (finished jobs are kept, the stopped one resumes)",
+            exit_code=stop.exit_code,
+        ) from None
+
+
+def _write_summary_so_far(spec: SweepSpec, root: Path) -> None:
+    from tuner.sweep.summary import build_rows, write_summary
+
+    entries = Manifest(root).jobs()
+    write_summary(
+        root, build_rows(root, [entries[j.id] for j in eval_jobs(spec) if j.id in entries])
+    )
+
+
+def _run_phases(spec: SweepSpec, context: JobContext, executor: Executor, on_done: OnDone,
+                on_phase: Callable[[str, int, int], None]) -> list[dict[str, Any]]:  # fmt: skip
     manifest = Manifest(context.root)
     profiles_dir = spec.profiles_dir.resolve() if spec.profiles_dir else None
     statuses = {m.id: profile_status(m, profiles_dir) for m in spec.models}
