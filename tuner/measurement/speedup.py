@@ -15,7 +15,10 @@ greedy decoding and the same replayed output lengths, and turns each
 
 Accuracy and agreement cover every problem: the workload's canary subset must
 be the whole workload (``num_canary == size``), so each trial returns the
-extracted answer and tokens of every problem.
+extracted answer and tokens of every problem.  Each row is compared with the
+baseline by the rule tune uses (:mod:`tuner.answer_parity`): agreement, the
+flips and McNemar's p; a row that fails it is marked, never hidden, and
+:func:`best_row` only ever names an acceptable one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engines.errors import ConfigError
-from tuner.measurement.benchmark import TrialResult, parity, run_trial
+from tuner.answer_parity import DEFAULT_THRESHOLD
+from tuner.measurement.benchmark import TrialResult, parity_report, run_trial
 from tuner.measurement.workload import Workload
 from tuner.profiles import ProfileConfig
 
@@ -140,8 +144,12 @@ class SpeedupRow:
     baseline's; ``accuracy`` the fraction of problems answered correctly
     (graded against the gold answers);
     ``agreement`` the fraction whose greedy answer (or, without an extracted
-    answer, whose tokens) matched the baseline's.  GPU utilisation (mean, %)
-    and energy per problem (J) are ``None`` without a GPU.
+    answer, whose tokens) matched the baseline's.  For a model that answers
+    (``is_answering``), ``right_to_wrong`` / ``wrong_to_right`` count the flips
+    against the baseline, ``accuracy_delta`` is this row's accuracy minus the
+    baseline's and ``p_value`` McNemar's; ``is_acceptable`` applies tune's rule
+    (:meth:`tuner.answer_parity.ParityReport.is_acceptable`).  GPU utilisation
+    (mean, %) and energy per problem (J) are ``None`` without a GPU.
     """
 
     name: str
@@ -161,6 +169,12 @@ class SpeedupRow:
     energy_per_problem_j: float | None = None
     accuracy: float | None = None
     agreement: float | None = None
+    is_answering: bool | None = None
+    right_to_wrong: int | None = None
+    wrong_to_right: int | None = None
+    accuracy_delta: float | None = None
+    p_value: float | None = None
+    is_acceptable: bool | None = None
 
     @property
     def is_ok(self) -> bool:
@@ -184,7 +198,12 @@ def accuracy(result: TrialResult, workload: Workload) -> float | None:
 
 
 def make_row(
-    config: SpeedupConfig, result: TrialResult, workload: Workload, baseline: TrialResult
+    config: SpeedupConfig,
+    result: TrialResult,
+    workload: Workload,
+    baseline: TrialResult,
+    *,
+    parity_threshold: float = DEFAULT_THRESHOLD,
 ) -> SpeedupRow:
     """Turn one trial into a table row, relative to the ``baseline`` trial."""
     fields = {
@@ -210,8 +229,29 @@ def make_row(
         gpu_utilization_pct=result.gpu_utilization_pct,
         energy_per_problem_j=None if energy is None else energy / result.num_problems,
         accuracy=accuracy(result, workload),
-        agreement=parity(result, baseline) if baseline.is_ok else None,
+        **(_parity_fields(result, baseline, workload, parity_threshold) if baseline.is_ok else {}),
     )
+
+
+def _parity_fields(
+    result: TrialResult, baseline: TrialResult, workload: Workload, threshold: float
+) -> dict[str, Any]:
+    report = parity_report(result, baseline, workload.answers)
+    fields = {"agreement": report.agreement, "is_answering": report.is_answering}
+    if report.is_answering:  # a random-weight model has no flips to count: tokens decide
+        fields |= {
+            "right_to_wrong": report.right_to_wrong,
+            "wrong_to_right": report.wrong_to_right,
+            "accuracy_delta": report.accuracy_delta,
+            "p_value": report.p_value,
+        }
+    return fields | {"is_acceptable": report.is_acceptable(threshold)}
+
+
+def best_row(rows: Sequence[SpeedupRow]) -> SpeedupRow | None:
+    """The fastest row that finished and gives the baseline's answers (tune's rule)."""
+    acceptable = [r for r in rows if r.is_ok and r.is_acceptable and r.problems_per_s]
+    return max(acceptable, key=lambda r: r.problems_per_s or 0.0, default=None)
 
 
 def run_speedup(
@@ -219,6 +259,7 @@ def run_speedup(
     configs: Sequence[SpeedupConfig],
     *,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    parity_threshold: float = DEFAULT_THRESHOLD,
     log: Callable[[str], None] = print,
 ) -> list[SpeedupRow]:
     """Measure each configuration on ``workload``, one subprocess each, baseline first.
@@ -244,6 +285,6 @@ def run_speedup(
             log(f"  {config.name}: {result.status}: {result.message}")
         results.append(result)
     return [
-        make_row(config, result, workload, results[0])
+        make_row(config, result, workload, results[0], parity_threshold=parity_threshold)
         for config, result in zip(configs, results, strict=True)
     ]

@@ -21,7 +21,8 @@ from typing import Any
 
 from common.hardware import GIB, Hardware
 from common.io import write_atomic
-from tuner.measurement.speedup import SpeedupRow
+from tuner.answer_parity import DEFAULT_THRESHOLD
+from tuner.measurement.speedup import SpeedupRow, best_row
 
 SCHEMA_VERSION = 1
 KIND = "infertune.speedup"
@@ -47,6 +48,7 @@ class SpeedupReport:
     load_before: tuple[float, float, float] | None = None
     load_after: tuple[float, float, float] | None = None
     threads: str | None = None
+    parity_threshold: float = DEFAULT_THRESHOLD
     created: str = field(default_factory=_now)
     files: tuple[Path, ...] = ()  # where write_report put it (not part of the report itself)
 
@@ -63,9 +65,16 @@ class SpeedupReport:
             "load_average_before": self.load_before,
             "load_average_after": self.load_after,
             "omp_num_threads": self.threads,
+            "parity_threshold": self.parity_threshold,
             "rows": [row.as_dict() for row in self.rows],
             "notes": list(self.notes),
         }
+
+
+def _flips(row: SpeedupRow) -> str:
+    if row.right_to_wrong is None or row.wrong_to_right is None:
+        return NA  # not measured, or a random-weight model: tokens decide
+    return f"{row.right_to_wrong}/{row.wrong_to_right}"
 
 
 # column title -> how a row shows in it
@@ -78,8 +87,14 @@ COLUMNS: dict[str, Callable[[SpeedupRow], str]] = {
     "peak memory": lambda r: _fmt(r.peak_memory_bytes and r.peak_memory_bytes / GIB, "{:.2f} GiB"),
     "GPU util": lambda r: _fmt(r.gpu_utilization_pct, "{:.0f}%"),
     "energy/problem": lambda r: _fmt(r.energy_per_problem_j, "{:.1f} J"),
-    "accuracy": lambda r: _fmt(r.accuracy and r.accuracy * 100, "{:.1f}%"),
-    "agreement": lambda r: _fmt(r.agreement and r.agreement * 100, "{:.0f}%"),
+    "accuracy vs gold": lambda r: _fmt(r.accuracy and r.accuracy * 100, "{:.1f}%"),
+    "agreement with batch 1": lambda r: _fmt(r.agreement and r.agreement * 100, "{:.0f}%"),
+    "flips r→w/w→r": _flips,
+    "accuracy delta": lambda r: _fmt(r.accuracy_delta and r.accuracy_delta * 100, "{:+.1f} pt"),
+    "McNemar p": lambda r: _fmt(r.p_value, "{:.2g}"),
+    "same answers": lambda r: (
+        NA if r.is_acceptable is None else ("yes" if r.is_acceptable else "NO")
+    ),
 }
 
 
@@ -120,9 +135,27 @@ def to_markdown(report: SpeedupReport) -> str:
     lines += ["", "Settings per configuration (as passed to the engine):", ""]
     lines += [f"- {row.name}: `{row.backend}` `{json.dumps(row.settings)}`" for row in report.rows]
     failures = [f"{r.name}: {r.status}: {r.message}" for r in report.rows if not r.is_ok]
+    failures += parity_notes(report)
     if report.notes or failures:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in (*report.notes, *failures)]
     return "\n".join(lines) + "\n"
+
+
+def parity_notes(report: SpeedupReport) -> list[str]:
+    """The fastest acceptable row, and a line for each row whose answers changed."""
+    threshold = report.parity_threshold
+    best = best_row(report.rows)
+    notes = [] if best is None else [
+        f"fastest with the baseline's answers: {best.name} ({_fmt(best.speedup, '{:.2f}x')})"
+    ]  # fmt: skip
+    rule = (
+        f"same answers: agreement with batch 1 at least {threshold:.0%} and, for a model"
+        " that answers, not significantly less accurate (McNemar)"
+    )
+    for row in (r for r in report.rows if r.is_acceptable is False):
+        verdict = "not acceptable, re-tune" if row.name == "tuned" else "not acceptable"
+        notes.append(f"{row.name}: its answers differ from batch 1 ({verdict}); {rule}")
+    return notes
 
 
 def _load(load: tuple[float, float, float] | None) -> str:
@@ -148,8 +181,8 @@ def rich_table(report: SpeedupReport) -> Any:
     table = Table(title=escape(f"speedup over batch size 1: {report.model} on {report.dataset}"))
     for index, title in enumerate(COLUMNS):
         table.add_column(title, justify="left" if index == 0 else "right")
-    for cells in table_cells(report):
-        table.add_row(*map(escape, cells))
+    for row, cells in zip(report.rows, table_cells(report), strict=True):
+        table.add_row(*map(escape, cells), style="red" if row.is_acceptable is False else "")
     return table
 
 
@@ -164,9 +197,7 @@ def plot(report: SpeedupReport, handle: Any) -> None:
     figure, (bars, lines) = plt.subplots(1, 2, figsize=(11, 4.2))
     names = [r.name for r in measured]
     speedups = [r.speedup or 0.0 for r in measured]
-    drawn = bars.bar(
-        names, speedups, color=["#888" if r.name == "baseline" else "#3a7" for r in measured]
-    )
+    drawn = bars.bar(names, speedups, color=[_bar_colour(r) for r in measured])
     bars.bar_label(drawn, labels=[f"{s:.2f}x" for s in speedups])
     bars.axhline(1.0, color="black", linewidth=0.8)
     bars.set_ylabel("speedup over batch size 1 (problems/s)")
@@ -203,6 +234,13 @@ def write_report(report: SpeedupReport, out_dir: str | os.PathLike[str]) -> list
         "speedup.png": lambda: _png(report),
     }
     return [write_atomic(out / name, render()) for name, render in renderers.items()]
+
+
+def _bar_colour(row: SpeedupRow) -> str:
+    # red: faster, but its answers differ from the baseline's
+    if row.is_acceptable is False:
+        return "#c44"
+    return "#888" if row.name == "baseline" else "#3a7"
 
 
 def _png(report: SpeedupReport) -> bytes:
