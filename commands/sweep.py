@@ -5,6 +5,7 @@ Example::
     infertune sweep examples/sweep-offline.yaml            # one job after another
     infertune sweep examples/sweep-qwen-math.yaml --ray    # fan out over a local Ray cluster
     infertune sweep sweep.yaml --ray ray://head:10001      # ... or an existing one
+    infertune sweep tuned.yaml --baseline results/sweep-batch1   # answers vs an untuned run
 
 The whole file is checked before anything runs.  Running the same command again
 skips finished jobs and resumes interrupted ones; exit code 0 when every job is
@@ -14,6 +15,7 @@ done, 1 when some failed (rerun to retry them), 2 for a bad sweep file.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from commands import flags
@@ -44,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="local Ray cluster: concurrent jobs on CPU (default: the CPU count)",
     )
     option(parser, "check", action="store_true", help="only check the sweep file and list its jobs")
+    option(
+        parser,
+        "baseline",
+        metavar="ROOT",
+        help="results root of the same grid run without profiles (e.g. batch size 1): the"
+        " summary compares each job's answers with it (agreement, flips, McNemar p)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,11 +62,14 @@ def run(args: argparse.Namespace) -> int:
     from engines.errors import ConfigError
     from tuner.sweep.runner import job_context, run_sweep, sequential
     from tuner.sweep.spec import load_spec
-    from tuner.sweep.summary import build_rows, rich_table, write_summary
+    from tuner.sweep.summary import baseline_jobs, build_rows, rich_table, write_summary
 
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     spec = load_spec(args.sweep_file, args.results_dir)
+    baseline = Path(args.baseline).resolve() if args.baseline else None
+    if baseline is not None:
+        baseline_jobs(baseline)  # a wrong path fails now, not after the whole grid
     console = Console()
     if args.check:
         return _check(spec, console)
@@ -75,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         if args.ray:
             executor.close()
     root = spec.results_root.resolve()
-    rows = build_rows(root, entries)
+    rows = build_rows(root, entries, baseline)
     console.print(rich_table(rows, f"sweep {spec.name}"))
     for path in write_summary(root, rows):
         console.print(f"wrote {path}")

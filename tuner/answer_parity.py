@@ -22,7 +22,7 @@ sweep summary, so the three can never disagree on what "same answers" means.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -103,15 +103,35 @@ class ParityReport:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def row_fields(
+        self, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA
+    ) -> dict[str, Any]:
+        """What a table row shows (speedup, sweep summary): agreement, the verdict, and
+        the flips, delta and p, which are None for a model that does not answer
+        (its tokens decide; there are no right answers to flip)."""
+        answering = self.is_answering
+        return {
+            "agreement": self.agreement,
+            "is_answering": answering,
+            "right_to_wrong": self.right_to_wrong if answering else None,
+            "wrong_to_right": self.wrong_to_right if answering else None,
+            "accuracy_delta": self.accuracy_delta if answering else None,
+            "p_value": self.p_value if answering else None,
+            "is_acceptable": self.is_acceptable(threshold, alpha),
+        }
+
 
 def compare(
     answers: Sequence[str | None],
-    token_ids: Sequence[Sequence[int]],
+    token_ids: Sequence[Sequence[int] | str],
     reference_answers: Sequence[str | None],
-    reference_token_ids: Sequence[Sequence[int]],
+    reference_token_ids: Sequence[Sequence[int] | str],
     golds: Sequence[str],
 ) -> ParityReport:
     """Compare one configuration's canary outputs with the reference's.
+
+    ``token_ids`` may be the generated texts instead, where the tokens were
+    not kept (evaluation runs): equal texts stand for equal tokens.
 
     Raises:
         ValueError: the sequences do not describe the same problems.
@@ -127,11 +147,33 @@ def compare(
     return _answer_report(answers, reference_answers, golds, same)
 
 
+def compare_runs(
+    problems: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]]
+) -> ParityReport | None:
+    """:func:`compare` for two evaluation runs, on the problems both finished.
+
+    Each item is a run's problem record (``id``, ``predicted``, ``response``,
+    ``gold``, as in its answers file); ``None`` when the runs share no problem.
+    """
+    ours = {p["id"]: p for p in problems}
+    shared = [r for r in reference if r["id"] in ours]
+    if not shared:
+        return None
+    mine = [ours[r["id"]] for r in shared]
+    return compare(
+        [p.get("predicted") for p in mine],
+        [p.get("response") or "" for p in mine],
+        [r.get("predicted") for r in shared],
+        [r.get("response") or "" for r in shared],
+        [str(r["gold"]) for r in shared],
+    )
+
+
 def agreement(
     answers: Sequence[str | None],
-    token_ids: Sequence[Sequence[int]],
+    token_ids: Sequence[Sequence[int] | str],
     reference_answers: Sequence[str | None],
-    reference_token_ids: Sequence[Sequence[int]],
+    reference_token_ids: Sequence[Sequence[int] | str],
 ) -> float:
     """Share of problems that agree: same answers (answering workload) or same tokens.
 

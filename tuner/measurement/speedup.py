@@ -229,23 +229,12 @@ def make_row(
         gpu_utilization_pct=result.gpu_utilization_pct,
         energy_per_problem_j=None if energy is None else energy / result.num_problems,
         accuracy=accuracy(result, workload),
-        **(_parity_fields(result, baseline, workload, parity_threshold) if baseline.is_ok else {}),
+        **(
+            parity_report(result, baseline, workload.answers).row_fields(parity_threshold)
+            if baseline.is_ok
+            else {}
+        ),
     )
-
-
-def _parity_fields(
-    result: TrialResult, baseline: TrialResult, workload: Workload, threshold: float
-) -> dict[str, Any]:
-    report = parity_report(result, baseline, workload.answers)
-    fields = {"agreement": report.agreement, "is_answering": report.is_answering}
-    if report.is_answering:  # a random-weight model has no flips to count: tokens decide
-        fields |= {
-            "right_to_wrong": report.right_to_wrong,
-            "wrong_to_right": report.wrong_to_right,
-            "accuracy_delta": report.accuracy_delta,
-            "p_value": report.p_value,
-        }
-    return fields | {"is_acceptable": report.is_acceptable(threshold)}
 
 
 def best_row(rows: Sequence[SpeedupRow]) -> SpeedupRow | None:

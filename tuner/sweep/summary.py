@@ -4,6 +4,12 @@ Numbers come from each job's own results (its answers file's ``summary``, which
 the eval CLI recomputes from the record file), and the wall time and profile
 from the manifest, so the summary is the same whether it is written by the run
 that did the work or by a later one that found everything done.
+
+Given a *baseline* (the results root of the same grid run without profiles,
+e.g. at batch size 1), each job is compared with the baseline's job of the same
+id by the rule tune and speedup use (:func:`tuner.answer_parity.compare_runs`):
+agreement of extracted answers, the flips (right to wrong, wrong to right), the
+accuracy delta and McNemar's p, and whether the answers count as the same.
 """
 
 from __future__ import annotations
@@ -16,10 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from common.io import write_atomic
+from engines.errors import ConfigError
+from tuner.answer_parity import DEFAULT_THRESHOLD, compare_runs
 
 COLUMNS = ("model", "dataset", "count", "mode", "state", "accuracy", "num_correct", "num_done",
            "num_problems", "problems_per_s", "tokens_per_s", "wall_s", "attempts", "profile",
-           "folder", "error")  # fmt: skip
+           "folder", "error", "agreement", "right_to_wrong", "wrong_to_right", "accuracy_delta",
+           "p_value", "is_answering", "is_acceptable")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,13 +51,32 @@ class Row:
     profile: str
     folder: str | None
     error: str | None
+    # against the baseline's run of the same job (None without one)
+    agreement: float | None = None
+    right_to_wrong: int | None = None
+    wrong_to_right: int | None = None
+    accuracy_delta: float | None = None
+    p_value: float | None = None
+    is_answering: bool | None = None
+    is_acceptable: bool | None = None
 
 
-def build_rows(root: Path, entries: list[dict[str, Any]]) -> list[Row]:
-    """One row per evaluation job, from its manifest entry and its results folder."""
+def build_rows(
+    root: Path, entries: list[dict[str, Any]], baseline: Path | None = None
+) -> list[Row]:
+    """One row per evaluation job, from its manifest entry and its results folder,
+    compared with the job of the same id under the ``baseline`` results root if given.
+
+    Raises:
+        ConfigError: ``baseline`` holds no readable sweep manifest.
+    """
+    references = _baseline_runs(baseline) if baseline is not None else {}
     rows = []
     for entry in entries:
-        stats = _run_summary(root / entry["folder"]) if entry.get("folder") else {}
+        run = _run_answers(root / entry["folder"]) if entry.get("folder") else {}
+        stats = run.get("summary") or {}
+        report = compare_runs(run.get("problems") or [], references.get(entry.get("id"), []))
+        parity = {} if report is None else report.row_fields(DEFAULT_THRESHOLD)
         rows.append(Row(
             model=entry["model"], dataset=entry["dataset"], count=entry["count"],
             mode=entry["mode"], state=entry["state"], accuracy=stats.get("accuracy"),
@@ -56,17 +84,45 @@ def build_rows(root: Path, entries: list[dict[str, Any]]) -> list[Row]:
             num_problems=stats.get("num_problems"), problems_per_s=stats.get("problems_per_s"),
             tokens_per_s=stats.get("tokens_per_s"), wall_s=round(entry["wall_s"], 2),
             attempts=entry["attempts"], profile=_profile_name(entry.get("profile")),
-            folder=entry.get("folder"), error=entry.get("error"),
+            folder=entry.get("folder"), error=entry.get("error"), **parity,
         ))  # fmt: skip
     return rows
 
 
-def _run_summary(run_dir: Path) -> dict[str, Any]:
+def _baseline_runs(baseline: Path) -> dict[str, list[dict[str, Any]]]:
+    """The problem records of each finished job of the baseline sweep, by job id."""
+    runs = {job_id: _run_answers(baseline / entry["folder"])
+            for job_id, entry in baseline_jobs(baseline).items()
+            if isinstance(entry, dict) and entry.get("folder")}  # fmt: skip
+    return {job_id: run.get("problems") or [] for job_id, run in runs.items()}
+
+
+def baseline_jobs(baseline: Path) -> dict[str, Any]:
+    """The manifest entries of the baseline sweep at ``baseline`` (a results root).
+
+    Raises:
+        ConfigError: there is no readable sweep manifest there.
+    """
+    from tuner.sweep.manifest import MANIFEST_FILE
+
+    path = baseline / MANIFEST_FILE
+    try:  # read directly: the manifest class would take its lock and rewrite it
+        return dict(json.loads(path.read_text(encoding="utf-8"))["jobs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"--baseline {baseline}: no readable {MANIFEST_FILE} there;"
+            " give the results root of a finished sweep"
+        ) from None
+
+
+def _run_answers(run_dir: Path) -> dict[str, Any]:
+    """A run's answers file (``summary`` and ``problems``), or {} while there is none."""
     for path in sorted((run_dir / "answers").glob("*_answers.json")):
         try:
-            return json.loads(path.read_text(encoding="utf-8")).get("summary") or {}
+            data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             return {}  # a half-written run: the manifest's state tells the story
+        return data if isinstance(data, dict) else {}
     return {}
 
 
@@ -95,11 +151,22 @@ def _cells(row: Row) -> list[str]:
     done = "-" if row.num_done is None else f"{row.num_done}/{row.num_problems}"
     speed = "-" if row.problems_per_s is None else f"{row.problems_per_s:.3f}"
     return [row.model, f"{row.dataset} ({row.count or 'all'})", row.mode, row.state, accuracy,
-            done, speed, f"{row.wall_s:.1f}", row.profile]  # fmt: skip
+            done, speed, f"{row.wall_s:.1f}", row.profile, *_parity_cells(row)]  # fmt: skip
+
+
+def _parity_cells(row: Row) -> list[str]:
+    """Agreement, flips (right->wrong/wrong->right), accuracy delta, p, same answers."""
+    if row.agreement is None:
+        return ["-"] * 5
+    flips = "-" if row.right_to_wrong is None else f"{row.right_to_wrong}/{row.wrong_to_right}"
+    delta = "-" if row.accuracy_delta is None else f"{100 * row.accuracy_delta:+.1f} pt"
+    p = "-" if row.p_value is None else f"{row.p_value:.2g}"
+    return [f"{100 * row.agreement:.0f}%", flips, delta, p, "yes" if row.is_acceptable else "NO"]
 
 
 HEADERS = ["model", "dataset", "mode", "state", "accuracy", "done", "problems/s", "wall s",
-           "profile"]  # fmt: skip
+           "profile", "agreement", "flips r→w/w→r", "accuracy delta", "McNemar p",
+           "same answers"]  # fmt: skip
 
 
 def markdown(rows: list[Row]) -> str:
