@@ -176,7 +176,7 @@ def _load(config: VLLMConfig, path: str):  # noqa: ANN202
     from vllm import LLM
 
     try:
-        settings = _settings(config, path)
+        settings = llm_settings(config, path)
         # generation_config="vllm": ignore the model's generation defaults (a
         # repetition penalty, top_k, ...) so decoding means what the request says.
         return LLM(model=path, tokenizer=path, generation_config="vllm", **settings)
@@ -186,7 +186,7 @@ def _load(config: VLLMConfig, path: str):  # noqa: ANN202
         ) from error
 
 
-def _settings(config: VLLMConfig, path: str) -> dict[str, object]:
+def llm_settings(config: VLLMConfig, path: str) -> dict[str, object]:
     """``vllm.LLM`` keyword arguments: the config's, plus the sizes the work decides."""
     from transformers import AutoConfig
 

@@ -4,9 +4,11 @@ vLLM takes ``max_model_len`` from the model (8,192 for SmolLM2, 32,768 for
 Qwen2.5) and refuses to start when the KV cache cannot hold one sequence that
 long.  On CPU the cache is a fixed size, so an unsized engine either wastes
 memory or does not start.  The work decides instead: callers that know their
-prompts pass :func:`needed_model_len`; otherwise :data:`DEFAULT_MAX_MODEL_LEN`
-(capped at the model's own limit) applies, and the CPU cache is sized from free
-memory but never below what one such sequence needs.
+prompts size the engine with :func:`with_model_len` before it loads (the
+tuner's trial worker, so tune and speedup, and ``eval --backend vllm``);
+otherwise :data:`DEFAULT_MAX_MODEL_LEN` (capped at the model's own limit)
+applies.  On CPU the cache is sized from free memory but never below what one
+such sequence needs; on GPU vLLM sizes it from ``gpu_memory_utilization``.
 """
 
 from __future__ import annotations

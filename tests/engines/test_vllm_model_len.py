@@ -20,6 +20,7 @@ import pytest
 from engines import GenerationRequest
 from engines.models import resolve_model
 from engines.tokens import encode_prompt
+from engines.vllm import VLLMConfig, llm_settings, on_cpu
 from evaluation.datasets import load_problems
 from evaluation.plan import build_plan
 from evaluation.prompts import PromptSettings, build_request
@@ -87,3 +88,22 @@ def test_an_explicit_engine_arg_wins_in_eval(tmp_path: Path) -> None:
     assert build_plan(request).engine_settings["max_model_len"] == 999
     sized = build_plan(dataclasses.replace(request, engine_args={}))
     assert sized.engine_settings["max_model_len"] < 999
+
+
+def test_on_cpu_the_kv_cache_is_sized_in_bytes_for_the_length() -> None:
+    if not on_cpu():
+        pytest.skip("the CPU sizing applies without a GPU")
+    config = VLLMConfig(model=MODEL, max_model_len=140)
+    settings = llm_settings(config, resolve_model(MODEL))
+    assert settings["max_model_len"] == 140 and "gpu_memory_utilization" not in settings
+    assert settings["kv_cache_memory_bytes"] > 0
+
+
+@pytest.mark.gpu
+def test_on_gpu_the_memory_share_sizes_the_kv_cache() -> None:
+    if on_cpu():
+        pytest.skip("needs a CUDA GPU")
+    config = VLLMConfig(model=MODEL, max_model_len=140, gpu_memory_utilization=0.5)
+    settings = llm_settings(config, resolve_model(MODEL))
+    assert settings["max_model_len"] == 140 and settings["gpu_memory_utilization"] == 0.5
+    assert "kv_cache_memory_bytes" not in settings  # vLLM's own profiling decides on GPU
