@@ -2,16 +2,38 @@
 
 Several workers share one study through one storage (an RDB URL, or a journal
 file that needs no database); see :mod:`tuner.search.study` for what a trial does.
+
+A worker killed mid-trial cannot mark its trial finished, and a trial left
+RUNNING would count toward the budget forever.  Such trials are failed, and
+their configuration is queued once more (:data:`MAX_RETRY`), when the next
+worker opens the study:
+
+- RDB storages use Optuna's heartbeat: a live worker's trials beat every
+  :data:`HEARTBEAT_INTERVAL_S`; one silent for :data:`GRACE_PERIOD_S` is stale.
+- Journal storages have no heartbeat in Optuna, so a trial is stale there once
+  it has run :data:`JOURNAL_STALE_TRIAL_TIMEOUTS` times the trial time limit,
+  which a live worker enforces on each of a trial's measurements.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
 
 from engines.errors import InfertuneError
 from tuner.search.study import SlowerThanBestPruner, StudySettings, create_sampler
+
+HEARTBEAT_INTERVAL_S = 30
+GRACE_PERIOD_S = 180  # six missed beats: a busy live worker is never taken for dead
+MAX_RETRY = 1  # a configuration that kills its worker twice stays failed
+JOURNAL_STALE_TRIAL_TIMEOUTS = 3  # a trial measures twice (reference and candidate), plus loads
 
 
 class StudyError(InfertuneError):
@@ -32,7 +54,7 @@ def open_study(storage: str, study_name: str, settings: StudySettings) -> optuna
     _refuse_foreign_sqlite_file(storage)
     try:
         backend = _storage(storage)
-        return optuna.create_study(
+        study = optuna.create_study(
             storage=backend,
             study_name=study_name,
             direction="maximize",
@@ -40,12 +62,40 @@ def open_study(storage: str, study_name: str, settings: StudySettings) -> optuna
             sampler=create_sampler(settings.seed, settings.n_trials),
             pruner=SlowerThanBestPruner(settings.prune_ratio),
         )
+        if isinstance(backend, optuna.storages.JournalStorage):
+            fail_old_journal_trials(study, settings.trial_timeout_s * JOURNAL_STALE_TRIAL_TIMEOUTS)
+        else:  # the heartbeat's callback queues the retry
+            with _quiet_experimental():
+                optuna.storages.fail_stale_trials(study)
     except Exception as error:  # drivers raise anything: the user needs one line
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise StudyError(
             f"cannot open study storage {storage!r}: {first[:300]}; pass a reachable"
             " --storage URL (sqlite:///PATH, journal:PATH, postgresql://...)"
         ) from None
+    return study
+
+
+def fail_old_journal_trials(study: optuna.Study, stale_after_s: float) -> list[int]:
+    """Fail the RUNNING trials started ``stale_after_s`` ago or more, and queue them again.
+
+    Returns:
+        The numbers of the trials that were failed.
+    """
+    now = dt.datetime.now()  # Optuna stamps trials with naive local times
+    with _quiet_experimental():
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = trial.datetime_start
+        if started is None or (now - started).total_seconds() < stale_after_s:
+            continue
+        # skip_if_finished: another worker may have failed it (or its own finished it) meanwhile
+        ended = study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        if ended.state == TrialState.FAIL and ended.datetime_complete is not None:
+            retry(study, ended)
+            failed.append(trial.number)
+    return failed
 
 
 def _storage(url: str) -> optuna.storages.BaseStorage:
@@ -54,8 +104,21 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
 
         path = url.removeprefix("journal:").removeprefix("//")
         return optuna.storages.JournalStorage(JournalFileBackend(path))
-    # Heartbeats turn trials of a killed worker into FAIL instead of RUNNING forever.
-    return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=600)
+    with _quiet_experimental():
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=HEARTBEAT_INTERVAL_S,
+            grace_period=GRACE_PERIOD_S,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+        )
+
+
+@contextlib.contextmanager
+def _quiet_experimental() -> Iterator[None]:
+    """Heartbeats have been "experimental" since Optuna 2.9: a warning a user cannot act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
