@@ -69,7 +69,10 @@ def test_profile_backend_applies_unless_flag_given(tmp_path: Path) -> None:
             "--results_dir", str(tmp_path))  # fmt: skip
     profile = _profile("vllm", {"max_num_seqs": 8})
     plan = build_plan(dataclasses.replace(_args(*base), profile=profile))
-    assert plan.backend == "vllm" and plan.engine_settings == {"max_num_seqs": 8}
+    assert plan.backend == "vllm" and plan.engine_settings["max_num_seqs"] == 8
+    # vLLM is sized for this run's prompts (max_model_len) before it loads
+    assert set(plan.engine_settings) == {"max_num_seqs", "max_model_len"}
+    assert 0 < plan.engine_settings["max_model_len"] < 4096
     assert plan.chunk_size is not None and plan.settings["profile"] == profile.as_record()
     request = _args(*base, "--inference_backend", "transformers")
     plan = build_plan(dataclasses.replace(request, profile=profile))
