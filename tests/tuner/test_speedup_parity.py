@@ -79,11 +79,12 @@ def test_the_best_row_is_the_fastest_acceptable_one_and_failures_are_marked() ->
                            hardware_id=hardware_id(hw), rows=tuple(made))  # fmt: skip
     cells = {row[0]: dict(zip(COLUMNS, row, strict=True)) for row in table_cells(report)}
     assert cells["fast"]["same answers"] == "NO" and cells["ok"]["same answers"] == "yes"
-    assert cells["fast"]["flips r→w/w→r"] == "6/0" and cells["fast"]["McNemar p"] == "0.031"
-    assert cells["fast"]["accuracy delta"] == "-37.5 pt"
+    assert cells["fast"]["flips"] == "6/0" and cells["fast"]["p"] == "0.031"
+    assert cells["fast"]["Δ accuracy"] == "-37.5 pt"
     text = to_markdown(report)
-    assert "fastest with the baseline's answers: ok (4.00x)" in text
-    assert "- tuned: its answers differ from batch 1 (not acceptable, re-tune)" in text
+    assert "fastest with the same answers: ok (4.00x)" in text
+    assert "- tuned: its answers differ from the baseline's; re-tune" in text
+    assert "- fast: its answers differ from the baseline's\n" in text
     assert rich_table(report).row_count == 4
 
 

@@ -87,11 +87,11 @@ COLUMNS: dict[str, Callable[[SpeedupRow], str]] = {
     "peak memory": lambda r: _fmt(r.peak_memory_bytes and r.peak_memory_bytes / GIB, "{:.2f} GiB"),
     "GPU util": lambda r: _fmt(r.gpu_utilization_pct, "{:.0f}%"),
     "energy/problem": lambda r: _fmt(r.energy_per_problem_j, "{:.1f} J"),
-    "accuracy vs gold": lambda r: _fmt(r.accuracy and r.accuracy * 100, "{:.1f}%"),
-    "agreement with batch 1": lambda r: _fmt(r.agreement and r.agreement * 100, "{:.0f}%"),
-    "flips r→w/w→r": _flips,
-    "accuracy delta": lambda r: _fmt(r.accuracy_delta and r.accuracy_delta * 100, "{:+.1f} pt"),
-    "McNemar p": lambda r: _fmt(r.p_value, "{:.2g}"),
+    "accuracy": lambda r: _fmt(r.accuracy and r.accuracy * 100, "{:.1f}%"),
+    "agreement": lambda r: _fmt(r.agreement and r.agreement * 100, "{:.0f}%"),
+    "flips": _flips,
+    "Δ accuracy": lambda r: _fmt(r.accuracy_delta and r.accuracy_delta * 100, "{:+.1f} pt"),
+    "p": lambda r: _fmt(r.p_value, "{:.2g}"),
     "same answers": lambda r: (
         NA if r.is_acceptable is None else ("yes" if r.is_acceptable else "NO")
     ),
@@ -142,19 +142,22 @@ def to_markdown(report: SpeedupReport) -> str:
 
 
 def parity_notes(report: SpeedupReport) -> list[str]:
-    """The fastest acceptable row, and a line for each row whose answers changed."""
-    threshold = report.parity_threshold
+    """What the parity columns mean, the fastest acceptable row, and each row that is not."""
+    notes = [
+        "accuracy: against the gold answers; agreement: same answers as the baseline (batch 1),"
+        " or same tokens for a model that answers nothing; flips: right→wrong/wrong→right"
+        " against the baseline; Δ accuracy and p: the change and McNemar's exact test",
+        f"same answers: agreement at least {report.parity_threshold:.0%} and not"
+        " significantly less accurate (the rule `infertune tune` applies)",
+    ]
     best = best_row(report.rows)
-    notes = [] if best is None else [
-        f"fastest with the baseline's answers: {best.name} ({_fmt(best.speedup, '{:.2f}x')})"
-    ]  # fmt: skip
-    rule = (
-        f"same answers: agreement with batch 1 at least {threshold:.0%} and, for a model"
-        " that answers, not significantly less accurate (McNemar)"
-    )
+    if best is not None:
+        notes.append(
+            f"fastest with the same answers: {best.name} ({_fmt(best.speedup, '{:.2f}x')})"
+        )
     for row in (r for r in report.rows if r.is_acceptable is False):
-        verdict = "not acceptable, re-tune" if row.name == "tuned" else "not acceptable"
-        notes.append(f"{row.name}: its answers differ from batch 1 ({verdict}); {rule}")
+        advice = "; re-tune" if row.name == "tuned" else ""
+        notes.append(f"{row.name}: its answers differ from the baseline's{advice}")
     return notes
 
 
@@ -179,10 +182,14 @@ def rich_table(report: SpeedupReport) -> Any:
     from rich.table import Table
 
     table = Table(title=escape(f"speedup over batch size 1: {report.model} on {report.dataset}"))
-    for index, title in enumerate(COLUMNS):
-        table.add_column(title, justify="left" if index == 0 else "right")
+    names = max([len("configuration"), *(len(r.name) for r in report.rows)])
+    table.add_column("configuration", min_width=names)  # a cut name identifies nothing
+    for title in list(COLUMNS)[1:]:
+        table.add_column(title, justify="right")
     for row, cells in zip(report.rows, table_cells(report), strict=True):
         table.add_row(*map(escape, cells), style="red" if row.is_acceptable is False else "")
+    notes = parity_notes(report)
+    table.caption = escape("\n".join(notes)) if notes else None
     return table
 
 
