@@ -1,15 +1,42 @@
-"""Writes that never leave a half-written file, and the JSON helpers built on them."""
+"""Writes that never leave a half-written file, and the JSON helpers built on them.
+
+A full disk (or quota) is a user's problem, not a bug: every write here turns
+``ENOSPC``/``EDQUOT`` into :class:`DiskFullError`, one line naming the folder and
+its free space, after putting the files back as they were.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from engines.errors import InfertuneError
+
 # mkstemp creates 0600 files; results and profiles are meant to be read by others.
 FILE_MODE = 0o644
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(InfertuneError):
+    """A write failed for lack of disk space or quota; nothing was left half written."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in _DISK_FULL
+
+
+def disk_full_error(folder: Path) -> DiskFullError:
+    """The one-line error for a full disk under ``folder``, with its free space."""
+    try:
+        free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(f"no space left to write in {folder} ({free}); free some space")
 
 
 def write_atomic(path: Path, data: str | bytes) -> Path:
@@ -20,6 +47,9 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
     failure the temporary file is removed and the old file is left as it was.
     The file is readable by everyone (mode 0644), like one written with ``open``.
 
+    Raises:
+        DiskFullError: the disk or quota is full (the old file is kept).
+
     Args:
         path: The file to write; missing parent folders are created.
         data: Text (written as UTF-8) or bytes.
@@ -28,8 +58,13 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
         ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        if is_disk_full(error):
+            raise disk_full_error(path.parent) from None
+        raise
     mode, encoding = ("w", "utf-8") if isinstance(data, str) else ("wb", None)
     try:
         os.fchmod(fd, FILE_MODE)
@@ -38,8 +73,10 @@ def write_atomic(path: Path, data: str | bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as error:
         Path(temp).unlink(missing_ok=True)
+        if is_disk_full(error):
+            raise disk_full_error(path.parent) from None
         raise
     return path
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.io import DiskFullError
 from common.stopping import Stopped, stop_on_signals
 from evaluation.errors import ResultsError
 from evaluation.records import done_problems
@@ -82,6 +83,7 @@ def execute(plan: RunPlan, *, detailed: bool = False) -> EvalResult:
     Raises:
         RunStopped: SIGTERM or SIGINT stopped the run; the reports match the
             records so far and the message says how to resume.
+        DiskFullError: the disk filled up; the records end on a whole record.
     """
     from evaluation.run_folder import open_run_folder
 
@@ -95,6 +97,10 @@ def execute(plan: RunPlan, *, detailed: bool = False) -> EvalResult:
         raise RunStopped(
             f"stopped by {stop}; resume with --resume {plan.run_dir}", exit_code=stop.exit_code
         ) from None
+    except DiskFullError as error:
+        if not plan.run_dir.exists():  # nothing was generated, and nothing is left
+            raise
+        raise DiskFullError(f"{error}, then resume with --resume {plan.run_dir}") from None
 
 
 def _run_and_report(plan: RunPlan, store: RecordStore, detailed: bool) -> EvalResult:

@@ -20,12 +20,14 @@ good records after it.  Later copies of a problem id never replace the first one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 from collections.abc import Iterable
 from pathlib import Path
 
+from common.io import disk_full_error, is_disk_full
 from evaluation.errors import ResultsError
 
 RECORDS_FILE = "records.jsonl"
@@ -103,7 +105,8 @@ class RecordStore:
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / RECORDS_FILE
         self.records, good_bytes = read_records(self.path)
-        self._handle = self.path.open("ab")
+        # unbuffered: a failed write leaves nothing in a buffer for close() to retry
+        self._handle = self.path.open("ab", buffering=0)
         if self._handle.tell() > good_bytes:
             self._handle.truncate(good_bytes)
             self._handle.seek(good_bytes)
@@ -125,9 +128,7 @@ class RecordStore:
         if not fresh:
             return
         payload = b"".join(json.dumps(r, ensure_ascii=False).encode("utf-8") + b"\n" for r in fresh)
-        self._handle.write(payload)
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        self._write(payload)
         self.records.extend(fresh)
         for record in fresh:
             if record.get("kind") == "problem":
@@ -137,6 +138,24 @@ class RecordStore:
             os.kill(os.getpid(), signal.SIGKILL)
         if self._stop_after is not None and self._num_appends == self._stop_after:
             os.kill(os.getpid(), signal.SIGSTOP)
+
+    def _write(self, payload: bytes) -> None:
+        """Append ``payload`` and ``fsync`` it, or leave the file as it was and raise."""
+        start = self._handle.tell()
+        try:
+            view = memoryview(payload)
+            while view:  # an unbuffered write may be partial
+                view = view[self._handle.write(view) :]
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            # A full disk can leave part of the batch written: cut it, so that the file
+            # ends on a whole record and the run resumes from there.
+            with contextlib.suppress(OSError):
+                self._handle.truncate(start)
+                self._handle.seek(start)
+            if is_disk_full(error):
+                raise disk_full_error(self.path.parent) from None
+            raise
 
     def close(self) -> None:
         self._handle.close()

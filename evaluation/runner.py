@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from common.io import DiskFullError
 from engines import Engine
 from evaluation.datasets import Problem
 from evaluation.modes import Mode
@@ -80,6 +81,8 @@ def run_problems(
                 num_done += len(records)
                 if on_batch is not None:
                     on_batch(records)
+        except DiskFullError:  # the disk failed, not the generation: no record would fit
+            raise
         except Exception as error:  # failures are data: record them, retry on resume
             logger.warning("generation failed for %d problems", len(unfinished), exc_info=True)
             message = f"{type(error).__name__}: {error}".splitlines()[0]
