@@ -12,9 +12,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from rich.console import Console
 
+from common.hardware import fingerprint
 from tuner.measurement.benchmark import TrialResult
 from tuner.measurement.workload import build_workload
+from tuner.profiles import Profile
+from tuner.reports.tune import build_profile, trial_table
 from tuner.search.space import SearchSpace
 from tuner.search.storage import open_study
 from tuner.search.study import (
@@ -74,6 +78,9 @@ def test_a_significantly_less_accurate_trial_is_infeasible(tmp_path, workload) -
     assert attrs["accuracy_delta"] == -1.0 and attrs["p_value"] == pytest.approx(2 / 2**6)
     assert not outcome["feasible"]  # McNemar, not the (zero) agreement threshold
     assert outcome["row"].right_to_wrong == CANARIES and outcome["row"].p_value < 0.05
+    console = Console(width=200, record=True)
+    console.print(trial_table([outcome["row"]], baseline=1.0))
+    assert "0% 6/0 p=0.031" in console.export_text()  # agreement, flips, McNemar p
 
 
 def test_changed_but_not_worse_answers_pass_a_zero_threshold(tmp_path, workload) -> None:
@@ -83,3 +90,8 @@ def test_changed_but_not_worse_answers_pass_a_zero_threshold(tmp_path, workload)
     assert attrs["is_answering"] is True and attrs["agreement"] < 1.0
     assert (attrs["right_to_wrong"], attrs["wrong_to_right"], attrs["p_value"]) == (0, 0, 1.0)
     assert outcome["feasible"]
+    # the profile of this trial keeps the whole report, and reads back
+    hardware = fingerprint()
+    profile = build_profile(outcome["row"], 1.0, workload, hardware, "sqlite:///s.db", "parity")
+    again = Profile.from_dict(profile.as_dict()).metrics.parity
+    assert again is not None and again["is_answering"] is True and again["p_value"] == 1.0
