@@ -21,7 +21,9 @@ import tempfile
 from pathlib import Path
 
 from common.io import write_atomic
+from common.limits import read_text_limited
 from common.naming import model_slug
+from engines.errors import ConfigError
 from evaluation.errors import ResultsError
 
 SCHEMA_VERSION = 1
@@ -68,17 +70,59 @@ def check_writable(directory: Path) -> None:
 
 
 def load_settings(run_dir: Path) -> dict:
-    """The settings of an existing run folder (for ``--resume``)."""
+    """The settings of an existing run folder (for ``--resume``), their types checked.
+
+    Raises:
+        ResultsError: no ``run.json``, or one that is unreadable, too large, from a
+            newer infertune, or has a field of the wrong type (named in the message).
+    """
     path = run_dir / SETTINGS_FILE
     if not path.is_file():
         raise ResultsError(f"{run_dir} is not a run folder (no {SETTINGS_FILE}); check --resume")
     try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+        settings = json.loads(read_text_limited(path, what="settings file"))
+    except (OSError, ConfigError, json.JSONDecodeError) as error:
         raise ResultsError(f"cannot read {path}: {error}") from None
+    problem = _settings_problem(settings)
+    if problem:
+        raise ResultsError(f"{path}: {problem}; it is not a run folder's settings, check --resume")
     if settings.get("schema_version", 0) > SCHEMA_VERSION:
         raise ResultsError(f"{path} was written by a newer infertune; upgrade to resume it")
     return settings
+
+
+# field -> (types, what the message calls them); every reader of run.json relies on these
+_SETTINGS_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "schema_version": ((int,), "an integer"),
+    "model": ((str,), "a string"),
+    "dataset": ((str,), "a string"),
+    "mode": ((str,), "a string"),
+    "start": ((int,), "an integer"),
+    "problem_ids": ((list,), "a list of problem ids"),
+    "prompt": ((dict,), "an object"),
+    "engine": ((dict,), "an object"),
+    "sessions": ((list,), "a list"),
+}
+_REQUIRED = ("model", "dataset", "mode", "start", "problem_ids", "prompt")
+
+
+def _settings_problem(settings: object) -> str | None:
+    if not isinstance(settings, dict):
+        return "not a JSON object"
+    for field in _REQUIRED:
+        if field not in settings:
+            return f"no {field!r} field"
+    for field, (types, shown) in _SETTINGS_FIELDS.items():
+        value = settings.get(field)
+        wrong = isinstance(value, bool) or not isinstance(value, types)
+        if field in settings and wrong:
+            return f"{field!r} must be {shown}, got {_short(value)}"
+    if not all(isinstance(i, str) for i in settings["problem_ids"]):
+        return "'problem_ids' must be a list of strings"
+    sessions = settings.get("sessions", [])
+    if not all(isinstance(s, dict) for s in sessions):
+        return "'sessions' must be a list of objects"
+    return None
 
 
 def check_resumable(stored: dict, wanted: dict, extra_fields: tuple[str, ...] = ()) -> None:

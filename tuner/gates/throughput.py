@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engines.errors import InfertuneError
+from common.limits import read_text_limited
+from engines.errors import ConfigError, InfertuneError
 from tuner.measurement.measure import Measurement
 
 PREFERRED_KEYS = ("tokens_per_s", "problems_per_s")
@@ -92,19 +93,36 @@ def load_benchmarks(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text_limited(path, what="benchmark file"))
     except FileNotFoundError:
         raise GateError(f"benchmark file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, ConfigError, json.JSONDecodeError) as error:
         raise GateError(f"cannot read {path} as JSON: {error}") from None
     benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
-    if not isinstance(benchmarks, list) or not all(
-        isinstance(b, dict) and "name" in b and isinstance(b.get("stats"), dict) for b in benchmarks
-    ):
+    if not isinstance(benchmarks, list):
         raise GateError(
             f"{path} is not a pytest-benchmark JSON file (write one with --benchmark-json=FILE)"
         )
+    for index, benchmark in enumerate(benchmarks):
+        problem = _benchmark_problem(benchmark)
+        if problem:
+            raise GateError(f"{path}: benchmarks[{index}] {problem}; is it pytest-benchmark JSON?")
     return {b.get("fullname") or b["name"]: b for b in benchmarks}
+
+
+def _benchmark_problem(benchmark: object) -> str | None:
+    """What is wrong with one entry of a benchmark file's ``benchmarks`` list, if anything."""
+    if not isinstance(benchmark, dict):
+        return "is not an object"
+    if not isinstance(benchmark.get("name"), str):
+        return "has no string 'name'"
+    if not isinstance(benchmark.get("fullname", ""), str | None):
+        return "has a 'fullname' that is not a string"
+    if not isinstance(benchmark.get("stats"), dict):
+        return "has no 'stats' object"
+    if not isinstance(benchmark.get("extra_info", {}), dict | None):
+        return "has an 'extra_info' that is not an object"
+    return None
 
 
 def _throughput_keys(extra_info: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.limits import load_yaml, read_text_limited
 from engines.errors import ConfigError
 
 Key = tuple[str | int, ...]
@@ -56,7 +57,7 @@ def read_source(path: str | Path) -> Source:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_limited(path, what="sweep file")
     except OSError as error:
         raise SweepFileError(f"cannot read sweep file {path}: {error.strerror or error}") from None
     suffix = path.suffix.lower()
@@ -75,8 +76,8 @@ def _read_yaml(path: Path, text: str) -> tuple[Any, dict[Key, int]]:
     import yaml
 
     try:
+        data = load_yaml(text, what=f"sweep file {path}")  # before the walk below expands aliases
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
