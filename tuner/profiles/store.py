@@ -20,8 +20,10 @@ from pathlib import Path
 
 from common.hardware import Hardware, hardware_id
 from common.io import write_atomic
+from common.limits import read_text_limited
 from common.naming import model_slug
 from common.versions import LibraryVersions
+from engines.errors import ConfigError
 from engines.models import model_revision as model_revision  # re-exported for profiles
 from tuner.profiles.records import Profile, ProfileError
 
@@ -73,10 +75,12 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text_limited(path, what="profile")  # not /dev/zero, nor 1 GB
     except FileNotFoundError:
         raise ProfileError(f"profile {path} does not exist; run `infertune tune` first") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except ConfigError as error:  # the message names the file already
+        raise ProfileError(str(error)) from None
+    except OSError as error:
         raise ProfileError(f"cannot read profile {path}: {error}") from None
     try:
         data = json.loads(text)
