@@ -39,6 +39,31 @@ def disk_full_error(folder: Path) -> DiskFullError:
     return DiskFullError(f"no space left to write in {folder} ({free}); free some space")
 
 
+class NotWritableError(InfertuneError):
+    """A folder the command must write into cannot be created or written."""
+
+
+def check_writable(directory: Path, *, what: str, fix: str) -> None:
+    """Create ``directory`` if needed and write a file there, now rather than after hours.
+
+    Args:
+        directory: The folder.
+        what: What goes there, for the message, e.g. ``"results"``.
+        fix: What the message tells the user to do, e.g. ``"pass a writable --results-dir"``.
+
+    Raises:
+        NotWritableError: the folder cannot be created or written into.
+    """
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise NotWritableError(
+            f"cannot write {what} to {directory} ({error.strerror or error}); {fix}"
+        ) from None
+
+
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tempfile
 from pathlib import Path
 
-from common.io import write_atomic
+from common.io import NotWritableError, write_atomic
+from common.io import check_writable as check_writable_folder
 from common.limits import read_text_limited
 from common.naming import model_slug
 from engines.errors import ConfigError
@@ -59,14 +59,9 @@ def new_run_dir(results_dir: Path, run_round: str, model: str, dataset: str, cou
 def check_writable(directory: Path) -> None:
     """Fail now, before a model loads for minutes, if results cannot be written."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check-"):
-            pass
-    except OSError as error:
-        raise ResultsError(
-            f"cannot write results to {directory} ({error.strerror or error});"
-            " pass a writable --results-dir"
-        ) from None
+        check_writable_folder(directory, what="results", fix="pass a writable --results-dir")
+    except NotWritableError as error:
+        raise ResultsError(str(error)) from None
 
 
 def load_settings(run_dir: Path) -> dict:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from common.io import write_atomic
-from engines.errors import InfertuneError
+from common.limits import read_text_limited
+from engines.errors import ConfigError, InfertuneError
 
 MANIFEST_FILE = "sweep-manifest.json"
 _LOCK_FILE = ".sweep-manifest.lock"
@@ -77,11 +78,18 @@ class Manifest:
         if not self.path.exists():
             return {"kind": "infertune.sweep", "schema_version": SCHEMA_VERSION, "jobs": {}}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
+            data = json.loads(read_text_limited(self.path, what="sweep manifest"))
+        except (OSError, ConfigError, json.JSONDecodeError) as error:
             raise ManifestError(
                 f"cannot read {self.path} ({error}); move it away to start the sweep afresh"
             ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict):
+            raise ManifestError(
+                f"{self.path} is not a sweep manifest (no 'jobs' object); move it away"
+                " to start the sweep afresh"
+            )
+        if not isinstance(data.get("schema_version", 0), int):
+            raise ManifestError(f"{self.path}: 'schema_version' must be an integer; move it away")
         if data.get("schema_version", 0) > SCHEMA_VERSION:
             raise ManifestError(f"{self.path} was written by a newer infertune; upgrade it")
         return data

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import tuner
+from common.io import check_writable
 from common.stopping import Stopped, stop_on_signals
 from engines.errors import InfertuneError
 from tuner.sweep.execute import JobContext, execute
@@ -84,6 +85,8 @@ def run_sweep(spec: SweepSpec, executor: Executor, on_done: OnDone,
             stopped too (its reports written) and the summary shows what is done.
     """
     context = job_context(spec)
+    fix = "set the sweep file's results: (or --results) to a writable folder"
+    check_writable(context.root, what="sweep results", fix=fix)
     try:
         with stop_on_signals():
             return _run_phases(spec, context, executor, on_done, on_phase)
