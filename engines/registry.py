@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import types
+import typing
 from typing import Any, NamedTuple
 
 from engines.base import Engine
@@ -74,7 +76,37 @@ def make_config(backend: str, model: str, **settings: Any) -> Any:
             f"unknown setting(s) {', '.join(unknown)} for backend {backend!r};"
             f" known: {', '.join(sorted(known - {'model'}))}"
         )
+    hints = typing.get_type_hints(cls)
+    for name, value in settings.items():
+        expected = _expected(value, hints.get(name))
+        if expected:
+            raise ConfigError(
+                f"setting {name} of backend {backend!r} must be {expected}, got {value!r}"
+            )
     return cls(model=model, **settings)
+
+
+# the plain types config fields use, as the message names them
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+               type(None): "null"}  # fmt: skip
+
+
+def _expected(value: Any, hint: Any) -> str | None:
+    """What ``value`` should have been for a field typed ``hint``; None when it fits.
+
+    A config's ``__post_init__`` checks ranges; types come first, so that a YAML
+    string such as ``1e9`` is refused by name instead of failing a comparison.
+    """
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if not allowed or any(kind not in _TYPE_NAMES for kind in allowed):
+        return None  # a richer type: the config checks it itself
+    is_bool = isinstance(value, bool)
+    fits = {bool: is_bool, int: isinstance(value, int) and not is_bool,
+            float: isinstance(value, int | float) and not is_bool, str: isinstance(value, str),
+            type(None): value is None}  # fmt: skip
+    if any(fits[kind] for kind in allowed):
+        return None
+    return " or ".join(_TYPE_NAMES[kind] for kind in allowed)
 
 
 def load_engine(backend: str, model: str, **settings: Any) -> Engine:
