@@ -82,13 +82,7 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
     # None: a resumed run keeps its own; a new one gets the prompt settings' default
     flags.add_max_new_tokens(parser, default=None, shown=PromptSettings().max_new_tokens)
-    option(
-        parser,
-        "apply_chat_template",
-        action="store_true",
-        default=None,
-        help="send the prompt as a chat message through the model's chat template",
-    )
+    flags.add_prompt(parser)
     option(parser, "temperature", type=float, help="0 = greedy (default)")
     option(parser, "top_p", type=float, help="nucleus sampling threshold (default: 1.0)")
     flags.add_seed(parser, default=None, help="sampling seed")
@@ -142,13 +136,16 @@ def request_from_args(args: argparse.Namespace) -> EvalRequest:
     """The typed request for ``args``, with ``--profile`` resolved to plain settings."""
     if args.agent and args.mode and args.agent != args.mode:
         raise ConfigError(f"--agent {args.agent} and --mode {args.mode} disagree; give one")
+    prompt = flags.prompt_options(args)
     fields = {
         name: getattr(args, name)
         for name in EvalRequest.__dataclass_fields__
-        if name not in ("engine_args", "profile", "mode")
+        if name not in ("engine_args", "profile", "mode", "apply_chat_template", "stop")
     }
     return EvalRequest(
         **fields,
+        apply_chat_template=prompt["chat_template"],
+        stop=prompt["stop"],
         mode=args.agent or args.mode,
         engine_args=parse_engine_args(args.engine_arg),
         profile=_profile_settings(args),
@@ -172,6 +169,7 @@ def _profile_settings(args: argparse.Namespace) -> ProfileSettings | None:
         engine=resolved.settings,
         hardware_id=profile.hardware_id,
         created=profile.created,
+        prompt=profile.workload.get("prompt"),
     )
 
 
@@ -179,10 +177,15 @@ def run(args: argparse.Namespace) -> int:
     """Run one evaluation and print its summary; 0, or 1 when some problems failed."""
     from rich.console import Console
 
-    from evaluation.eval import run_evaluation
+    from evaluation.eval import execute
+    from evaluation.plan import build_plan
     from evaluation.progress import summary_table
 
-    result = run_evaluation(request_from_args(args))
+    request = request_from_args(args)
+    plan = build_plan(request)
+    for warning in plan.warnings:  # before the run, which may take hours
+        print(f"warning: {warning}", file=sys.stderr)
+    result = execute(plan, detailed=request.detailed)
     Console().print(summary_table(result.settings, result.summary, str(result.run_dir)))
     for error in result.errors:
         print(

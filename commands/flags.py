@@ -162,3 +162,59 @@ def add_dtype(parser: argparse.ArgumentParser, *, default: str | None = None) ->
         help="model dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16,"
         " float16" + (f" (default: {default})" if default else ""),
     )
+
+
+def add_prompt(parser: argparse.ArgumentParser) -> None:
+    """``--chat-template auto|on|off``, ``--system-prompt TEXT``, ``--stop STRING`` (repeatable).
+
+    ``--apply-chat-template`` (the old flag) is a hidden spelling of ``on``, and
+    ``--no-chat-template`` of ``off``.  Not given is ``None``: "auto" for a new run
+    (on when the model's tokenizer has a chat template), a resumed run's own value.
+    """
+    parser.add_argument(
+        "--chat-template",
+        "--chat_template",
+        dest="chat_template",
+        choices=("auto", "on", "off"),
+        help="send prompts as chat messages through the model's chat template; auto (default):"
+        " on when the tokenizer has one (synthetic: models: off)",
+    )
+    for spelling, value in (
+        ("--apply-chat-template", "on"),
+        ("--apply_chat_template", "on"),
+        ("--no-chat-template", "off"),
+        ("--no_chat_template", "off"),
+    ):
+        parser.add_argument(
+            spelling,
+            dest="chat_template",
+            action="store_const",
+            const=value,
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
+    option(
+        parser,
+        "system_prompt",
+        metavar="TEXT",
+        help="a system message before each problem (needs the chat template)",
+    )
+    option(
+        parser,
+        "stop",
+        action="append",
+        metavar="STRING",
+        help="end generation at this string, repeatable (default: EOS and the length limit)",
+    )
+
+
+def prompt_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The prompt flags as the libraries take them: ``chat_template`` is ``None`` (auto),
+    ``True`` or ``False``; ``stop`` a tuple (``None`` when not given)."""
+    from evaluation.prompts import chat_template_choice
+
+    return {
+        "chat_template": chat_template_choice(getattr(args, "chat_template", None)),
+        "system_prompt": args.system_prompt,
+        "stop": tuple(args.stop) if args.stop else None,
+    }

@@ -53,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         aliases=("--num-problems", "--num_problems"),
     )
     flags.add_max_new_tokens(parser, default=256)
+    flags.add_prompt(parser)
     option(
         parser,
         "batch_sizes",
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         start_batch_size=args.start_batch_size,
         max_new_tokens=args.max_new_tokens,
         dtype=args.dtype,
+        **flags.prompt_options(args),
         progress=lambda line: print(f"probe: {line}", file=sys.stderr, flush=True),
     )
     if args.json:

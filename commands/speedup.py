@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flags.add_dataset(parser)
     flags.add_count(parser, default=DEFAULT_SIZE, help=f"problems (default: {DEFAULT_SIZE})")
     flags.add_max_new_tokens(parser, default=DEFAULT_MAX_NEW_TOKENS)
+    flags.add_prompt(parser)
     flags.add_seed(parser, default=0, help="workload sampling seed (default: 0)")
     option(
         parser,
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         profiles_dir=args.profiles_dir,
         results_dir=args.results_dir,
+        **flags.prompt_options(args),
         log=console.print,
     )
     # Ten columns do not fit the 80 a console assumes when piped into a log.

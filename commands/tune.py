@@ -41,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Optuna storage URL or journal:PATH (default: SQLite next to profiles)",
     )
     option(
-        parser, "study_name", help="study to create or join (default: <model-slug>-<hardware-id>)"
+        parser,
+        "study_name",
+        help="study to create or join (default: <model-slug>-<hardware-id>-<workload key>)",
     )
     flags.add_count(
         parser,
@@ -63,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f" (default: {DEFAULT_THRESHOLD})",
     )
     flags.add_max_new_tokens(parser, default=DEFAULT_MAX_NEW_TOKENS)
+    flags.add_prompt(parser)
     option(parser, "max_batch_size", type=int, help="largest batch size to try (e.g. the probe's)")
     option(
         parser, "trial_timeout", type=float, default=600.0, help="seconds per trial (default: 600)"
@@ -96,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         profiles_dir=args.profiles_dir,
         storage=args.storage,
         study_name=args.study_name,
+        **flags.prompt_options(args),
         log=console.print,
     )
     return _render(outcome)

@@ -29,6 +29,26 @@ def encode_prompt(tokenizer, request: GenerationRequest) -> list[int]:  # noqa: 
     return tokenizer(request.prompt)["input_ids"]
 
 
+def load_tokenizer(model: str):  # noqa: ANN201 - a transformers tokenizer
+    """``model``'s tokenizer from its resolved folder, without loading any weights.
+
+    Raises:
+        ModelLoadError: the model id or path does not resolve.
+    """
+    from transformers import AutoTokenizer
+
+    from engines.errors import ModelLoadError
+    from engines.models import resolve_model
+
+    try:
+        return AutoTokenizer.from_pretrained(resolve_model(model))
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(
+            f"cannot load the tokenizer of model {model!r}: {str(error).splitlines()[0]}"
+            " (give a local directory, a .gguf file, a cached hub id, or synthetic:tiny)"
+        ) from None
+
+
 def eos_token_ids(tokenizer, *configs) -> frozenset[int]:  # noqa: ANN001
     """Every id that ends a sequence: the tokenizer's EOS and each config's ``eos_token_id``.
 

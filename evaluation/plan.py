@@ -26,7 +26,12 @@ from engines.registry import batch_field
 from evaluation.agents import AGENTS
 from evaluation.datasets import Problem, load_problems
 from evaluation.modes import Mode, StandardMode
-from evaluation.prompts import PromptSettings, build_request
+from evaluation.prompts import (
+    PromptSettings,
+    build_request,
+    prompt_differences,
+    resolve_chat_template,
+)
 from evaluation.request import EvalRequest, ProfileSettings
 from evaluation.results import (
     SCHEMA_VERSION,
@@ -36,7 +41,8 @@ from evaluation.results import (
     new_run_dir,
 )
 
-_PROMPT_FIELDS = ("max_new_tokens", "apply_chat_template")  # request field = PromptSettings field
+# request field = PromptSettings field
+_PROMPT_FIELDS = ("max_new_tokens", "apply_chat_template", "system_prompt", "stop")
 _DECODING_FIELDS = ("temperature", "top_p", "seed")
 
 
@@ -52,6 +58,7 @@ class RunPlan:
     engine_settings: dict[str, object]
     settings: dict[str, object]
     chunk_size: int | None = None
+    warnings: tuple[str, ...] = ()  # for the caller to show before the run starts
 
 
 def engine_settings(
@@ -69,15 +76,30 @@ def engine_settings(
     return settings | dict(request.engine_args)
 
 
-def prompt_settings(request: EvalRequest, stored: dict | None) -> PromptSettings:
-    """Prompt and decoding settings: the request's, then ``stored`` (a resumed run's), defaults."""
+def prompt_settings(
+    request: EvalRequest, stored: dict | None, model: str | None = None
+) -> PromptSettings:
+    """Prompt and decoding settings: the request's, then ``stored`` (a resumed run's), defaults.
+
+    A new run's chat template "auto" (``None``) is resolved from ``model``'s tokenizer
+    here, so ``run.json`` records what was done; a resumed run keeps its stored value.
+    """
     base = PromptSettings.from_record(stored) if stored else PromptSettings()
     names = (*_DECODING_FIELDS, *_PROMPT_FIELDS)
     given = {n: getattr(request, n) for n in names if getattr(request, n) is not None}
     decoding = {n: given.get(n, getattr(base.decoding, n)) for n in _DECODING_FIELDS}
     values = {f: given[f] for f in _PROMPT_FIELDS if f in given}
+    if not stored:
+        if model is None:
+            raise ConfigError(_MODEL_REQUIRED)
+        values["apply_chat_template"] = resolve_chat_template(
+            request.apply_chat_template, model, system_prompt=request.system_prompt
+        )
     fields = {name: getattr(base, name) for name in base.__slots__}
     return PromptSettings(**(fields | values | {"decoding": Decoding(**decoding)}))
+
+
+_MODEL_REQUIRED = "--model and --dataset are required (unless --resume gives them)"
 
 
 def _given(request: EvalRequest, name: str, stored: dict | None, default: object) -> object:
@@ -91,15 +113,20 @@ def _stored_prompt(stored: dict | None) -> dict | None:
     return stored["prompt"] if stored else None
 
 
+def _prompt(request: EvalRequest, stored: dict | None) -> PromptSettings:
+    model = _given(request, "model", stored, None)
+    return prompt_settings(request, _stored_prompt(stored), model)
+
+
 def _standard_mode(request: EvalRequest, stored: dict | None) -> Mode:
-    return StandardMode(prompt=prompt_settings(request, _stored_prompt(stored)))
+    return StandardMode(prompt=_prompt(request, stored))
 
 
 def _agent_mode(name: str, request: EvalRequest, stored: dict | None) -> Mode:
     from evaluation.agents.build import agent_mode, with_sampling_defaults
 
     sampled = with_sampling_defaults(name, request, stored)
-    return agent_mode(name, request, stored, prompt_settings(sampled, _stored_prompt(stored)))
+    return agent_mode(name, request, stored, _prompt(sampled, stored))
 
 
 # mode name -> factory(request, stored settings or None); every agent is a mode
@@ -132,7 +159,7 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
     model = _given(request, "model", stored, None)
     dataset = _given(request, "dataset", stored, None)
     if model is None or dataset is None:
-        raise ConfigError("--model and --dataset are required (unless --resume gives them)")
+        raise ConfigError(_MODEL_REQUIRED)
     start = int(_given(request, "start", stored, 0))
     count = request.count
     count = count if count is not None else (len(stored["problem_ids"]) if stored else 0)
@@ -140,6 +167,7 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
     backend, engine, profile = _engine_plan(request, stored)
     engine = _sized_for_prompts(backend, engine, model, mode, problems)
     mode_settings = mode.settings()
+    warnings = _prompt_mismatch(request.profile, profile, mode_settings["prompt"])
     settings = {
         "schema_version": SCHEMA_VERSION,
         "round": _given(request, "round", stored, "run"),
@@ -166,6 +194,7 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
         engine_settings=engine,
         settings=settings,
         chunk_size=_chunk_size(mode, backend, engine),
+        warnings=warnings,
     )
 
 
@@ -187,6 +216,30 @@ def _engine_plan(
     engine = engine_settings(request, applied, previous, backend)
     record = profile.as_record(is_applied=applied is not None) if profile else None
     return backend, engine, record
+
+
+def _prompt_mismatch(
+    profile: ProfileSettings | None, record: dict[str, object] | None, prompt: dict
+) -> tuple[str, ...]:
+    """A warning, and a ``prompt_mismatch`` entry in ``record``, when the profile was
+    tuned under other prompt settings than this run's.
+
+    The profile still applies (as vLLM and lm-eval warn about, rather than refuse,
+    a mismatched config): its knobs only change speed, and the run records its
+    own prompt settings, so nothing is silently wrong; a refusal would stop, for
+    instance, an evaluation with a larger ``max_new_tokens`` than the tuning's.
+    """
+    if profile is None or record is None or not profile.prompt or record.get("ignored"):
+        return ()
+    differences = prompt_differences(profile.prompt, PromptSettings.from_record(prompt))
+    if not differences:
+        return ()
+    record["prompt_mismatch"] = {k: {"profile": a, "run": b} for k, (a, b) in differences.items()}
+    named = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in differences.items())
+    return (
+        f"profile {profile.path} was tuned under other prompt settings ({named}); its engine"
+        " settings are applied anyway, and its measured speed may not hold for this run",
+    )
 
 
 def _sized_for_prompts(

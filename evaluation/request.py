@@ -28,6 +28,9 @@ class ProfileSettings:
     engine: Mapping[str, object] = field(default_factory=dict)
     hardware_id: str | None = None
     created: str | None = None
+    # the prompt settings the profile was tuned under (PromptSettings.tuned_record());
+    # None for a profile older than that record
+    prompt: Mapping[str, object] | None = None
 
     def as_record(self, *, is_applied: bool = True) -> dict[str, object]:
         """The ``profile`` entry of ``run.json``; an explicit other backend ignores the knobs."""
@@ -72,7 +75,9 @@ class EvalRequest:
     data_dir: str | Path | None = None
     results_dir: str | Path = "results"
     max_new_tokens: int | None = None
-    apply_chat_template: bool | None = None
+    apply_chat_template: bool | None = None  # None: a resumed run's, else auto (the tokenizer's)
+    system_prompt: str | None = None
+    stop: tuple[str, ...] | None = None
     temperature: float | None = None
     top_p: float | None = None
     seed: int | None = None

@@ -31,8 +31,10 @@ from tuner.profiles import Profile, ProfileConfig
 from tuner.search.tuning import NoFeasibleTrialError, run_tuning
 
 if TYPE_CHECKING:
+    from evaluation.prompts import PromptSettings
     from tuner.measurement.probe import ProbeResult
     from tuner.measurement.speedup import SpeedupConfig
+    from tuner.measurement.workload import Workload
     from tuner.reports.speedup import SpeedupReport
 
 
@@ -82,6 +84,9 @@ def speedup(
     data_dir: str | os.PathLike[str] | None = None,
     profiles_dir: str | os.PathLike[str] | None = None,
     results_dir: str | os.PathLike[str] | None = None,
+    chat_template: bool | None = None,
+    system_prompt: str | None = None,
+    stop: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> SpeedupReport:
     """Measure the speedup table and write its files (``infertune speedup``).
@@ -89,6 +94,8 @@ def speedup(
     Every configuration runs the same workload in its own subprocess; the files
     (``speedup.md``, ``.csv``, ``.json``, ``.png``) go to ``results_dir``
     (default ``results/speedup/<model-slug>-<hardware-id>``), named in the report.
+    ``chat_template`` (``None``: auto, on when the tokenizer has one),
+    ``system_prompt`` and ``stop`` shape the prompts as ``infertune eval`` does.
     """
     from tuner.measurement.speedup import DEFAULT_NAMES, DEFAULT_TIME_LIMIT_S, run_speedup
     from tuner.measurement.workload import build_workload
@@ -97,10 +104,6 @@ def speedup(
     time_limit = DEFAULT_TIME_LIMIT_S if time_limit is None else time_limit
     _check_speedup(count, max_new_tokens, time_limit)
     hardware = fingerprint()
-    chosen, notes = _speedup_configs(list(configs or DEFAULT_NAMES), model, hardware, profiles_dir)
-    here = hardware_id(hardware)
-    out = Path(results_dir or f"results/speedup/{model_slug(model)}-{here}")
-    _check_out(out)
     # Every problem is a canary: accuracy and agreement cover the whole workload.
     workload = build_workload(
         model,
@@ -110,7 +113,15 @@ def speedup(
         max_new_tokens=max_new_tokens,
         num_canary=count,
         data_dir=data_dir,
+        chat_template=chat_template,
+        system_prompt=system_prompt,
+        stop=stop,
     )
+    names = list(configs or DEFAULT_NAMES)
+    chosen, notes = _speedup_configs(names, workload, hardware, profiles_dir)
+    here = hardware_id(hardware)
+    out = Path(results_dir or f"results/speedup/{model_slug(model)}-{here}")
+    _check_out(out)
     load_before = os.getloadavg()
     rows = run_speedup(workload, chosen, time_limit_s=time_limit, log=log)
     report = SpeedupReport(
@@ -146,13 +157,18 @@ def _check_out(out: Path) -> None:
 
 
 def _speedup_configs(
-    names: list[str], model: str, hardware: Hardware, profiles_dir: str | os.PathLike[str] | None
+    names: list[str],
+    workload: Workload,
+    hardware: Hardware,
+    profiles_dir: str | os.PathLike[str] | None,
 ) -> tuple[list[SpeedupConfig], list[str]]:
     from engines.vllm import is_available
     from tuner.measurement.speedup import TUNED, select_configs
 
     tuned, tuned_notes = (
-        tuned_config(model, hardware, profiles_dir) if TUNED in names else (None, [])
+        tuned_config(workload.model, hardware, profiles_dir, prompt=workload.prompt_settings)
+        if TUNED in names
+        else (None, [])
     )
     configs, notes = select_configs(
         names,
@@ -165,9 +181,18 @@ def _speedup_configs(
 
 
 def tuned_config(
-    model: str, hardware: Hardware, profiles_dir: str | os.PathLike[str] | None = None
+    model: str,
+    hardware: Hardware,
+    profiles_dir: str | os.PathLike[str] | None = None,
+    *,
+    prompt: PromptSettings | None = None,
 ) -> tuple[ProfileConfig | None, list[str]]:
-    """This machine's profile config and its version-drift warnings, or ``None`` and why."""
+    """This machine's profile config and its warnings, or ``None`` and why.
+
+    The warnings are version drifts and, given ``prompt`` (the settings it will
+    run under), the prompt settings the profile was tuned under that differ.
+    """
+    from evaluation.prompts import prompt_differences
     from tuner.profiles import resolve_profile
 
     resolved = resolve_profile("auto", model, root=profiles_dir, hardware=hardware, optional=True)
@@ -176,4 +201,9 @@ def tuned_config(
             return None, [f"{resolved.reason} (run `infertune tune`)"]
         return None, [f"profile not usable: {resolved.reason}"]
     notes = [f"tuned: {resolved.path}"] + [f"tuned: {w}" for w in resolved.warnings]
+    recorded = resolved.profile.workload.get("prompt")
+    differences = prompt_differences(recorded, prompt) if recorded and prompt else {}
+    if differences:
+        named = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in differences.items())
+        notes.append(f"tuned: the profile was tuned under other prompt settings ({named})")
     return resolved.profile.config, notes

@@ -48,7 +48,7 @@ def test_prompt_settings_round_trip_and_validation() -> None:
     assert PromptSettings.from_record(settings.as_record()) == settings
     with pytest.raises(ConfigError, match="template"):
         PromptSettings(template="no placeholder")
-    with pytest.raises(ConfigError, match="system_prompt"):
+    with pytest.raises(ConfigError, match="--system-prompt needs the chat template"):
         PromptSettings(system_prompt="x")
 
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from common.hardware import Hardware, fingerprint, hardware_id
+from engines import GenerationRequest
 from engines.errors import ConfigError, InfertuneError
 from tuner.measurement.probe_memory import (
     Attempt,
@@ -39,7 +40,7 @@ from tuner.measurement.probe_memory import (
     measure,
     memory_for,
 )
-from tuner.measurement.workload import DEFAULT_MAX_NEW_TOKENS
+from tuner.measurement.workload import DEFAULT_MAX_NEW_TOKENS, Workload, build_workload
 
 DEFAULT_BATCH_SIZES = (1, 2, 4)
 MAX_BATCH_SIZE = 1024
@@ -141,6 +142,9 @@ def run_probe(
     start_batch_size: int | None = None,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     dtype: str = "auto",
+    chat_template: bool | None = None,
+    system_prompt: str | None = None,
+    stop: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ProbeResult:
     """Measure ``model``'s memory per sequence on ``dataset`` and confirm a max batch.
@@ -161,6 +165,8 @@ def run_probe(
             accelerate's ``starting_batch_size`` (for a size chosen elsewhere).
         max_new_tokens: the workload's output limit (replayed lengths are clipped to it).
         dtype: the engine's dtype setting.
+        chat_template: ``None`` (auto: on when the tokenizer has one), ``True``, ``False``;
+            with ``system_prompt`` and ``stop``, the prompts are sent as eval sends them.
         progress: called with a line before each generation (each can take
             minutes at batch 1 on a large model).
 
@@ -177,9 +183,19 @@ def run_probe(
     from engines import load_engine
 
     with load_engine(backend, model, batch_size=MAX_BATCH_SIZE, dtype=dtype) as engine:
-        lengths, prompt = _probe_lengths(
-            engine, model, dataset, data_dir, num_problems, max_new_tokens
+        # Built after the load, as the probe always did: address space that malloc
+        # reserves before the load would later escape the confirmation's rlimit.
+        workload = build_workload(
+            model,
+            dataset,
+            size=num_problems,
+            max_new_tokens=max_new_tokens,
+            data_dir=data_dir,
+            chat_template=chat_template,
+            system_prompt=system_prompt,
+            stop=stop,
         )
+        lengths, prompt = _probe_lengths(engine, workload)
         memory = memory_for(engine.device)
         weights = memory.weights_bytes(engine.model)
         if memory_limit is not None and memory_limit <= weights:
@@ -340,46 +356,36 @@ def _notes(fit: _Fit, cap: int, max_batch_size: int | None, start: int | None) -
     return tuple(notes)
 
 
-def _request_factory(prompt: str, output_tokens: int):  # noqa: ANN202 - int -> requests
-    from engines import GenerationRequest
-
-    request = GenerationRequest(
-        prompt=prompt, max_new_tokens=output_tokens, target_output_tokens=output_tokens
-    )
-    return lambda batch_size: [request] * batch_size
+def _request_factory(request: GenerationRequest, output_tokens: int):  # noqa: ANN202
+    # Replayed to exactly ``output_tokens``: the KV cache grows as it would, whether or
+    # not the model would stop earlier.
+    probed = replace(request, max_new_tokens=output_tokens, target_output_tokens=output_tokens)
+    return lambda batch_size: [probed] * batch_size
 
 
-def _probe_lengths(
-    engine: Any,
-    model: str,
-    dataset: str,
-    data_dir: str | Path | None,
-    size: int,
-    max_new_tokens: int,
-) -> tuple[ProbeLengths, str]:
-    """The p90-length prompt of the tuner's workload (its text) and the output length.
+def _probe_lengths(engine: Any, workload: Workload) -> tuple[ProbeLengths, GenerationRequest]:
+    """The p90-length request of the tuner's workload (chat template included) and the
+    output length.
 
     The output is the p90 of the replayed lengths for ``synthetic:`` models, and
     ``max_new_tokens`` for real ones, which may generate up to it.
     """
+    from engines.tokens import encode_prompt
     from tuner.measurement.measure import Stats
-    from tuner.measurement.workload import build_workload
 
-    workload = build_workload(
-        model, dataset, size=size, max_new_tokens=max_new_tokens, data_dir=data_dir
-    )
-    counts = {prompt: len(engine.tokenizer(prompt).input_ids) for prompt in workload.prompts}
-    prompts = sorted(counts, key=counts.__getitem__)
-    prompt = prompts[math.ceil(0.9 * (len(prompts) - 1))]  # the nearest-rank p90 prompt
+    requests = workload.requests()
+    counts = [len(encode_prompt(engine.tokenizer, r)) for r in requests]
+    order = sorted(range(len(requests)), key=counts.__getitem__)
+    index = order[math.ceil(0.9 * (len(order) - 1))]  # the nearest-rank p90 prompt
     if workload.output_lengths is not None:
         output = math.ceil(Stats.from_samples(workload.output_lengths, "tokens").p90)
         source = "p90 of replayed reference-solution lengths"
     else:
-        output, source = max_new_tokens, "max_new_tokens (a real model's outputs vary)"
+        output, source = workload.max_new_tokens, "max_new_tokens (a real model's outputs vary)"
     lengths = ProbeLengths(
-        prompt_tokens=counts[prompt],
+        prompt_tokens=counts[index],
         output_tokens=output,
         num_problems=workload.size,
         output_source=source,
     )
-    return lengths, prompt
+    return lengths, requests[index]

@@ -7,6 +7,11 @@ output length is *replayed*: the token length of its reference solution (with
 the model's own tokenizer), clipped to ``max_new_tokens``.  Batching strategies
 then see realistic, uneven lengths.  Real models generate until they stop.
 
+Requests are built as evaluation builds them (:func:`evaluation.prompts.text_request`):
+chat messages when the chat template is on (by default when the model's
+tokenizer has one), the system prompt and the stop strings, so a tuned profile
+measures what ``infertune eval`` will send.
+
 The first ``num_canary`` problems are the canary subset: their greedy outputs
 are compared with the reference configuration's for answer parity::
 
@@ -17,14 +22,21 @@ are compared with the reference configuration's for answer parity::
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engines import GenerationRequest
-from engines.errors import InfertuneError, ModelLoadError
+from engines.errors import InfertuneError
 from engines.models import is_synthetic
+from engines.tokens import load_tokenizer
+
+if TYPE_CHECKING:
+    from evaluation.prompts import PromptSettings
 
 DEFAULT_SIZE = 64
 DEFAULT_CANARY = 16
@@ -42,6 +54,8 @@ class Workload:
 
     ``output_lengths`` is ``None`` when the model generates real lengths.
     ``answers`` are the gold answers (recorded, never used for parity).
+    ``prompts`` are the user texts; ``apply_chat_template``, ``system_prompt`` and
+    ``stop`` say how they are sent (:attr:`prompt_settings`).
     """
 
     model: str
@@ -53,6 +67,9 @@ class Workload:
     answers: tuple[str, ...]
     output_lengths: tuple[int, ...] | None = None
     num_canary: int = DEFAULT_CANARY
+    apply_chat_template: bool = False
+    system_prompt: str | None = None
+    stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.prompts:
@@ -73,17 +90,41 @@ class Workload:
                 f"Workload.num_canary must be in [1, {len(self.prompts)}], got {self.num_canary}"
             )
 
+        if self.system_prompt is not None and not self.apply_chat_template:
+            raise WorkloadError("Workload.system_prompt needs apply_chat_template=True")
+        if not all(self.stop):
+            raise WorkloadError("Workload.stop strings must be non-empty")
+
     @property
     def size(self) -> int:
         return len(self.prompts)
 
+    @property
+    def prompt_settings(self) -> PromptSettings:
+        """How every prompt is sent: greedy, with the workload's chat template, system
+        prompt, stop strings and ``max_new_tokens``."""
+        from evaluation.prompts import PromptSettings
+
+        return PromptSettings(
+            apply_chat_template=self.apply_chat_template,
+            system_prompt=self.system_prompt,
+            stop=self.stop,
+            max_new_tokens=self.max_new_tokens,
+        )
+
+    @property
+    def key(self) -> str:
+        """A short content hash: equal keys mean the same requests (prompt settings included)."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
     def requests(self) -> list[GenerationRequest]:
         """Greedy requests for every problem, in workload order (canaries first)."""
+        from evaluation.prompts import text_request
+
+        settings = self.prompt_settings
         lengths = self.output_lengths or (None,) * self.size
         return [
-            GenerationRequest(
-                prompt=prompt, max_new_tokens=self.max_new_tokens, target_output_tokens=length
-            )
+            text_request(prompt, settings, target_output_tokens=length)
             for prompt, length in zip(self.prompts, lengths, strict=True)
         ]
 
@@ -100,6 +141,8 @@ class Workload:
             "replayed_output_lengths": lengths is not None,
             "mean_output_tokens": None if lengths is None else sum(lengths) / len(lengths),
             "first_problem_ids": list(self.problem_ids[:8]),
+            "prompt": self.prompt_settings.tuned_record(),
+            "key": self.key,
         }
 
     def to_json(self) -> str:
@@ -109,8 +152,9 @@ class Workload:
     def from_json(cls, text: str) -> Workload:
         """The inverse of :meth:`to_json`."""
         data = json.loads(text)
-        for name in ("problem_ids", "prompts", "answers"):
-            data[name] = tuple(data[name])
+        for name in ("problem_ids", "prompts", "answers", "stop"):
+            if name in data:
+                data[name] = tuple(data[name])
         if data["output_lengths"] is not None:
             data["output_lengths"] = tuple(data["output_lengths"])
         return cls(**data)
@@ -124,19 +168,26 @@ def build_workload(
     seed: int = DEFAULT_SEED,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     num_canary: int = DEFAULT_CANARY,
-    data_dir: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    chat_template: bool | None = None,
+    system_prompt: str | None = None,
+    stop: Sequence[str] | None = None,
 ) -> Workload:
     """Sample ``size`` problems of ``dataset`` (seeded) and build their prompts.
 
-    Loads ``model``'s tokenizer, so an unknown model fails here, before any study.
+    ``chat_template``: ``None`` (auto) applies it when the model's tokenizer has
+    one (:func:`evaluation.prompts.resolve_chat_template`); the workload holds the
+    resolved bool.  Loads ``model``'s tokenizer, so an unknown model fails here,
+    before any study.
 
     Raises:
         WorkloadError: ``size`` is not positive or exceeds the dataset.
         DatasetError: the dataset is unknown or unreadable.
         ModelLoadError: the model's tokenizer cannot be loaded.
+        ConfigError: a system prompt without the chat template, or an empty stop string.
     """
     from evaluation.datasets import load_problems
-    from evaluation.prompts import PromptSettings, prompt_text
+    from evaluation.prompts import PromptSettings, prompt_text, resolve_chat_template
 
     if size < 1:
         raise WorkloadError(f"workload size must be >= 1, got {size}")
@@ -150,6 +201,9 @@ def build_workload(
     chosen = [problems[i] for i in random.Random(seed).sample(range(len(problems)), size)]
     settings = PromptSettings(max_new_tokens=max_new_tokens)
     tokenizer = load_tokenizer(model)
+    chat = resolve_chat_template(
+        chat_template, model, system_prompt=system_prompt, tokenizer=tokenizer
+    )
     lengths = None
     if is_synthetic(model):
         lengths = tuple(_replayed_length(tokenizer, p, max_new_tokens) for p in chosen)
@@ -163,26 +217,10 @@ def build_workload(
         answers=tuple(p.answer for p in chosen),
         output_lengths=lengths,
         num_canary=min(num_canary, size),
+        apply_chat_template=chat,
+        system_prompt=system_prompt,
+        stop=tuple(stop or ()),
     )
-
-
-def load_tokenizer(model: str):  # noqa: ANN201 - a transformers tokenizer
-    """``model``'s tokenizer, from its resolved path.
-
-    Raises:
-        ModelLoadError: the model id or path does not resolve.
-    """
-    from transformers import AutoTokenizer
-
-    from engines.models import resolve_model
-
-    try:
-        return AutoTokenizer.from_pretrained(resolve_model(model))
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(
-            f"cannot load the tokenizer of model {model!r}: {str(error).splitlines()[0]}"
-            " (give a local directory, a cached hub id, or synthetic:tiny)"
-        ) from None
 
 
 def _replayed_length(tokenizer, problem, max_new_tokens: int) -> int:  # noqa: ANN001

@@ -67,9 +67,16 @@ def run_tuning(
     profiles_dir: str | os.PathLike[str] | None = None,
     storage: str | None = None,
     study_name: str | None = None,
+    chat_template: bool | None = None,
+    system_prompt: str | None = None,
+    stop: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
 ) -> TuneOutcome:
-    """Run (or join) the study and save the best feasible trial as the profile."""
+    """Run (or join) the study and save the best feasible trial as the profile.
+
+    ``chat_template`` (``None``: auto), ``system_prompt`` and ``stop`` shape the
+    workload's requests as ``infertune eval`` sends them; the profile records them.
+    """
     import optuna
 
     from tuner.measurement.workload import build_workload
@@ -96,6 +103,9 @@ def run_tuning(
         max_new_tokens=max_new_tokens,
         num_canary=canary_size,
         data_dir=data_dir,
+        chat_template=chat_template,
+        system_prompt=system_prompt,
+        stop=stop,
     )
     hardware = fingerprint()
     space = _space(backends, hardware, count, max_batch_size, max_new_tokens)
@@ -104,12 +114,30 @@ def run_tuning(
     if storage is None:
         slug_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{slug_dir / 'studies.db'}"
-    study = open_study(
-        storage, study_name or f"{model_slug(model)}-{hardware_id(hardware)}", settings
-    )
+    # The workload's key in the default name: trials measured on other prompts (or
+    # another count or budget) are never reused as if they were this workload's.
+    default_name = f"{model_slug(model)}-{hardware_id(hardware)}-{workload.key[:8]}"
+    study = open_study(storage, study_name or default_name, settings)
+    _check_same_workload(study, workload)
     seed_study(study, space, _previous_config(model, hardware, root))
     optimize(study, Objective(space, workload, settings, log=log), settings)
     return _finish(study, workload, hardware, storage, root)
+
+
+_WORKLOAD_KEY = "workload_key"
+
+
+def _check_same_workload(study: optuna.Study, workload: Workload) -> None:
+    """Mark the study with the workload's key; refuse one measured on another workload."""
+    stored = study.user_attrs.get(_WORKLOAD_KEY)
+    if stored is None:
+        study.set_user_attr(_WORKLOAD_KEY, workload.key)
+    elif stored != workload.key:
+        raise ConfigError(
+            f"study {study.study_name!r} was measured on another workload (other prompt"
+            " settings, count, budget or dataset); pass another --study-name, or the same"
+            " workload flags as before"
+        )
 
 
 def _finish(

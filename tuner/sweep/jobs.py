@@ -68,6 +68,9 @@ def eval_command(spec: SweepSpec, job: Job, job_dir: Path, profile: Path | None)
     return command
 
 
+_CHAT_TEMPLATE = {True: "on", False: "off"}
+
+
 def _flags(settings: dict[str, Any]) -> list[str]:
     flags: list[str] = []
     for key, value in settings.items():
@@ -75,6 +78,11 @@ def _flags(settings: dict[str, Any]) -> list[str]:
         if key == "engine_args":
             for name, item in value.items():
                 flags += ["--engine-arg", f"{name}={_yaml_value(item)}"]
+        elif key == "chat_template":
+            flags += [f"{flag}={_CHAT_TEMPLATE.get(value, value)}"]  # true/false/"auto"
+        elif key in ("stop", "system_prompt"):
+            # FLAG=VALUE: a value that starts with "-" is not read as another flag
+            flags += [f"{flag}={text}" for text in ([value] if isinstance(value, str) else value)]
         elif isinstance(value, bool):
             flags += [flag] if value else []
         else:
@@ -89,13 +97,17 @@ def _yaml_value(value: object) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
+_TUNE_INHERITS = ("chat_template", "system_prompt", "stop", "max_new_tokens")
+
+
 def tune_command(spec: SweepSpec, model: str) -> list[str]:
     """``infertune tune`` for ``model`` with the sweep's budget."""
     tune = spec.tune
     dataset = tune.dataset or spec.datasets[0].name
     command = [sys.executable, "-m", "commands", "tune", "--model", model, "--dataset", dataset]
-    for key, value in tune.options.items():
-        command += ["--" + key.replace("_", "-"), str(value)]
+    # the evaluations' prompt settings, so the profile is measured on what they send
+    inherited = {k: v for k, v in spec.eval.items() if k in _TUNE_INHERITS}
+    command += _flags(inherited | tune.options)
     if tune.backends:
         command += ["--backend", *tune.backends]
     if spec.eval.get("data_dir"):

@@ -10,6 +10,11 @@ Example (YAML; TOML with the same keys works too)::
     tune: {n_trials: 12, timeout: 900}   # budget for models without a profile
     eval: {max_new_tokens: 1024}         # flags passed to every evaluation
 
+The prompt keys ``chat_template`` (auto, true/on, false/off), ``system_prompt`` and
+``stop`` (a string or a list) are accepted in ``eval:`` and ``tune:``; the tune step
+takes ``eval:``'s (and its ``max_new_tokens``) unless ``tune:`` sets its own, so the
+profile is measured on the prompts the evaluations send.
+
 Every mistake (unknown key, dataset, agent, a model that cannot load, a value of
 the wrong type) raises :class:`SweepFileError` naming the file, the line and the
 fix, so a typo costs a second, not a half-finished grid.
@@ -50,11 +55,15 @@ AGENT_KEYS = {"num_runs": ("num_runs", _INT), "max_iterations": ("max_iterations
               "max_subproblems": ("max_subproblems", _INT),
               "sandbox_timeout": ("limits", _NUM)}  # fmt: skip
 # the budget keys are `infertune tune` flags (n_trials -> --n-trials)
+# flags of eval and tune alike; chat_template: true/false (YAML's on/off) or "auto"
+PROMPT_KEYS = {"chat_template": (bool, str), "system_prompt": _STR, "stop": (list, str)}
 TUNE_OPTIONS = {"count": _INT, "n_trials": _INT, "timeout": _NUM, "trial_timeout": _NUM,
-                "max_new_tokens": _INT, "max_batch_size": _INT, "seed": _INT}  # fmt: skip
+                "max_new_tokens": _INT, "max_batch_size": _INT, "seed": _INT,
+                **PROMPT_KEYS}  # fmt: skip
 TUNE_KEYS = {"enabled": _BOOL, "dataset": _STR, "backends": (list,), **TUNE_OPTIONS}
 EVAL_KEYS = {"backend": _STR, "batch_size": _INT, "dtype": _STR, "apply_chat_template": _BOOL,
-             "engine_args": (dict,), "data_dir": _STR, **SAMPLING_KEYS}  # fmt: skip
+             "engine_args": (dict,), "data_dir": _STR, **SAMPLING_KEYS,
+             **PROMPT_KEYS}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,6 +255,7 @@ def _tune(source: Source, value: dict) -> TuneSpec:
             raise source.error(("tune", "dataset"), f"unknown dataset {dataset!r};"
                                f" choose one of: {', '.join(DATASETS)}")  # fmt: skip
     options = {k: item[k] for k in TUNE_OPTIONS if item.get(k) is not None}
+    options |= _prompt(source, ("tune",), item)
     return TuneSpec(enabled=item.get("enabled", True) is not False, dataset=dataset,
                     backends=backends, options=options)  # fmt: skip
 
@@ -256,4 +266,37 @@ def _eval(source: Source, value: dict) -> dict[str, Any]:
     if item.get("backend") not in (None, *backend_names()):
         raise source.error(("eval", "backend"), f"unknown backend {item['backend']!r};"
                            f" use one of {', '.join(backend_names())}")  # fmt: skip
-    return {k: v for k, v in item.items() if v is not None}
+    settings = {k: v for k, v in item.items() if v is not None and k != "apply_chat_template"}
+    if item.get("apply_chat_template") is not None:  # the old key: false now means off, not auto
+        settings["chat_template"] = item["apply_chat_template"]
+    return settings | _prompt(source, ("eval",), settings)
+
+
+def _prompt(source: Source, key: Key, item: dict[str, Any]) -> dict[str, Any]:
+    """The prompt keys of ``item``, checked as the commands check their flags.
+
+    ``chat_template`` comes back as true, false or "auto"; ``stop`` as a list.
+    """
+    from evaluation.prompts import chat_template_choice
+
+    settings: dict[str, Any] = {}
+    chat = item.get("chat_template")
+    if chat is not None:
+        try:
+            choice = chat_template_choice(chat)
+        except InfertuneError as error:
+            raise source.error((*key, "chat_template"), f"{error}, or true/false") from None
+        settings["chat_template"] = "auto" if choice is None else choice
+    stop = item.get("stop")
+    if stop is not None:
+        stop = [stop] if isinstance(stop, str) else stop
+        for index, text in enumerate(stop):
+            if not isinstance(text, str) or not text:
+                message = f"a stop string must be non-empty text, got {text!r}"
+                raise source.error((*key, "stop", index), message)
+        settings["stop"] = stop
+    if item.get("system_prompt") is not None and settings.get("chat_template") is False:
+        raise source.error((*key, "system_prompt"),
+                           "system_prompt needs the chat template; drop chat_template: false"
+                           " or the system prompt")  # fmt: skip
+    return settings
