@@ -20,7 +20,7 @@ MAX_YAML_VALUES = 100_000  # values after expanding aliases
 
 
 class InputLimitError(ConfigError):
-    """An input file is too large, not a regular file, or expands too far."""
+    """An input is too large, not a regular file, expands too far, or is not plain data."""
 
 
 def read_text_limited(path: str | Path, *, what: str, max_bytes: int = MAX_SETTINGS_BYTES) -> str:
@@ -73,6 +73,37 @@ def load_yaml(text: str, *, what: str, max_values: int = MAX_YAML_VALUES) -> Any
             " write the values out"
         )
     return yaml.safe_load(text)
+
+
+def load_plain_value(text: str, *, what: str) -> Any:
+    """One YAML value a user typed (``true``, ``64``, ``[1, 2]``), as plain JSON-able data.
+
+    Tags (``!!python/name:...``, ``!!binary``) and values JSON cannot hold
+    (dates, bytes) are refused, since settings travel into ``run.json`` and profiles.
+
+    Raises:
+        InputLimitError: invalid YAML, or not plain data; the message names ``what``.
+    """
+    import yaml
+
+    try:
+        value = load_yaml(text, what=what)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise InputLimitError(f"{what}: {text!r} is not a YAML value ({problem})") from None
+    if not _is_plain(value):
+        raise InputLimitError(
+            f"{what}: {text!r} is not plain data; give text, a number, true/false or a list"
+        )
+    return value
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_is_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _expanded_size(node: Any, sizes: dict[int, int]) -> int:
