@@ -120,15 +120,16 @@ def _add_agent_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_engine_args(pairs: Sequence[str] | None) -> dict[str, object]:
-    """``["enforce_eager=true", "max_num_seqs=64"]`` -> typed settings (YAML values)."""
-    import yaml
+    """``["enforce_eager=true", "max_num_seqs=64"]`` -> typed settings (plain YAML values)."""
+    from common.limits import load_plain_value
 
     settings: dict[str, object] = {}
     for pair in pairs or ():
         key, sep, value = pair.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ConfigError(f"--engine-arg wants KEY=VALUE, got {pair!r}")
-        settings[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        what = f"--engine-arg {key.strip()}"
+        settings[key.strip()] = load_plain_value(value, what=what) if value.strip() else None
     return settings
 
 
