@@ -103,6 +103,17 @@ class ParityReport:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def describe(self) -> str:
+        """``parity 94%`` (tokens), or with the flips and the paired test for a model that
+        answers."""
+        text = f"parity {self.agreement:.0%}"
+        if self.is_answering:
+            text += (
+                f" (right->wrong {self.right_to_wrong}, wrong->right {self.wrong_to_right},"
+                f" accuracy {self.accuracy_delta:+.1%}, McNemar p={self.p_value:.2g})"
+            )
+        return text
+
     def row_fields(
         self, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA
     ) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from tuner.search.study import TrialRow
+from tuner.search.trials import TrialRow
 
 
 def save_plots(

@@ -24,7 +24,8 @@ from tuner.profiles import (
     StudyRef,
     model_revision,
 )
-from tuner.search.study import PARITY_ATTRS, TrialRow, references
+from tuner.search.study import references
+from tuner.search.trials import PARITY_ATTRS, TrialRow
 
 MAX_ROWS = 25
 

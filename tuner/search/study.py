@@ -25,8 +25,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -37,18 +36,11 @@ from tuner.measurement.workload import Workload
 from tuner.profiles import ProfileConfig
 from tuner.search.space import SearchSpace, reference_config
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+# TrialRow, is_feasible and trial_rows live in tuner.search.trials; callers import them here too.
+from tuner.search.trials import FINISHED, PARITY_ATTRS, TrialRow, is_feasible, trial_rows  # noqa: F401
+
 # study user attribute holding the reference result of one dtype: the prefix, then the dtype
 _REFERENCE_PREFIX = "reference/"
-# ParityReport fields each trial records as a user attribute of the same name
-PARITY_ATTRS = (
-    "is_answering",
-    "agreement",
-    "right_to_wrong",
-    "wrong_to_right",
-    "accuracy_delta",
-    "p_value",
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,19 +205,8 @@ class Objective:
         status = result.status if result.is_ok else f"{result.status}: {result.message}"
         self.log(
             f"trial {trial.number}: {config.backend} {json.dumps(config.settings)}"
-            f" -> {result.problems_per_s:.3g} problems/s, {describe_parity(report)}, {status}"
+            f" -> {result.problems_per_s:.3g} problems/s, {report.describe()}, {status}"
         )
-
-
-def describe_parity(report: ParityReport) -> str:
-    """``parity 94%`` (tokens), or with the flips and the paired test for a model that answers."""
-    text = f"parity {report.agreement:.0%}"
-    if report.is_answering:
-        text += (
-            f" (right->wrong {report.right_to_wrong}, wrong->right {report.wrong_to_right},"
-            f" accuracy {report.accuracy_delta:+.1%}, McNemar p={report.p_value:.2g})"
-        )
-    return text
 
 
 def _set_constraints(trial: optuna.Trial, values: list[float]) -> None:
@@ -244,12 +225,6 @@ def store_reference(study: optuna.Study, dtype: str, result: TrialResult) -> Non
     """Keep ``result`` as the study's batch-1 reference for ``dtype`` (when it finished)."""
     if result.is_ok:  # a failed reference is measured again by the next trial
         study.set_user_attr(_REFERENCE_PREFIX + dtype, result.as_dict())
-
-
-def is_feasible(trial: FrozenTrial) -> bool:
-    """Completed, finished its run, and met the parity threshold."""
-    constraints = trial.user_attrs.get("constraints")
-    return trial.state == TrialState.COMPLETE and constraints is not None and max(constraints) <= 0
 
 
 def seed_study(study: optuna.Study, space: SearchSpace, previous: ProfileConfig | None) -> None:
@@ -288,61 +263,6 @@ def optimize(study: optuna.Study, objective: Objective, settings: StudySettings)
 
 # Running and waiting trials count too, so two workers do not overshoot the budget.
 _COUNTED = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TrialRow:
-    """One finished trial as tables, plots and the profile read it.
-
-    Built from the trial's user attributes in one place (:meth:`from_trial`), so
-    nothing downstream parses attribute names or guesses at missing keys.
-    """
-
-    number: int
-    state: str
-    is_feasible: bool
-    value: float
-    backend: str | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    batch_size: int | None = None
-    status: str | None = None
-    message: str = ""
-    problems_per_s: float = 0.0
-    output_tokens_per_s: float = 0.0
-    peak_memory_bytes: int | None = None
-    agreement: float | None = None
-    is_answering: bool | None = None
-    right_to_wrong: int | None = None
-    wrong_to_right: int | None = None
-    accuracy_delta: float | None = None
-    p_value: float | None = None
-    duplicate_of: int | None = None
-
-    @classmethod
-    def from_trial(cls, trial: FrozenTrial) -> TrialRow:
-        attrs = trial.user_attrs
-        return cls(
-            number=trial.number,
-            state=trial.state.name,
-            is_feasible=is_feasible(trial),
-            value=trial.value or 0.0,
-            backend=attrs.get("backend"),
-            settings=dict(attrs.get("settings") or {}),
-            batch_size=attrs.get("batch_size"),
-            status=attrs.get("status"),
-            message=attrs.get("message") or "",
-            problems_per_s=attrs.get("problems_per_s") or 0.0,
-            output_tokens_per_s=attrs.get("output_tokens_per_s") or 0.0,
-            peak_memory_bytes=attrs.get("peak_memory_bytes"),
-            **{name: attrs.get(name) for name in PARITY_ATTRS},
-            duplicate_of=attrs.get("duplicate_of"),
-        )
-
-
-def trial_rows(study: optuna.Study) -> list[TrialRow]:
-    """Every finished trial, fastest first (for tables and plots)."""
-    rows = [TrialRow.from_trial(t) for t in study.get_trials(deepcopy=False, states=FINISHED)]
-    return sorted(rows, key=lambda r: -r.problems_per_s)
 
 
 def references(study: optuna.Study) -> dict[str, TrialResult]:
