@@ -64,6 +64,23 @@ def check_writable(directory: Path, *, what: str, fix: str) -> None:
         ) from None
 
 
+def check_can_create(directory: Path, *, what: str, fix: str) -> None:
+    """Like :func:`check_writable`, but creates nothing: for a folder written only at the end.
+
+    Raises:
+        NotWritableError: ``directory`` or its nearest existing parent is not a
+            writable folder.
+    """
+    existing = Path(directory).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        problem = "not a folder" if not existing.is_dir() else "not writable"
+        raise NotWritableError(
+            f"cannot write {what} to {directory} ({existing} is {problem}); {fix}"
+        )
+
+
 def write_atomic(path: Path, data: str | bytes) -> Path:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
 

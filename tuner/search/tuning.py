@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from common.hardware import Hardware, fingerprint, hardware_id
+from common.io import check_can_create
 from common.naming import model_slug
 from engines.errors import BackendUnavailableError, ConfigError, InfertuneError
 from tuner.answer_parity import DEFAULT_THRESHOLD
@@ -96,6 +97,9 @@ def run_tuning(
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    root = profiles_root(profiles_dir)
+    # before the workload loads a tokenizer and the trials run: the profile must fit somewhere
+    check_can_create(root, what="profiles", fix="pass a writable folder as --profiles-dir")
     workload = build_workload(
         model,
         dataset,
@@ -109,7 +113,6 @@ def run_tuning(
     )
     hardware = fingerprint()
     space = _space(backends, hardware, count, max_batch_size, max_new_tokens)
-    root = profiles_root(profiles_dir)
     slug_dir = root / model_slug(model)
     if storage is None:
         slug_dir.mkdir(parents=True, exist_ok=True)
