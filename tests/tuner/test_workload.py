@@ -72,3 +72,52 @@ def test_invalid_records_name_the_field():
     with pytest.raises(WorkloadError, match="num_canary"):
         Workload(model=MODEL, dataset="d", seed=0, max_new_tokens=8, problem_ids=("a",),
                  prompts=("p",), answers=("1",), num_canary=2)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def chat_model(tmp_path_factory) -> str:
+    """synthetic:tiny's folder as a path: "auto" then reads its tokenizer's chat template."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("chat") / "tiny"
+    shutil.copytree(resolve_model(MODEL), folder)
+    return str(folder)
+
+
+def test_requests_carry_the_chat_messages_and_stop_strings(chat_model):
+    workload = build_workload(chat_model, "synthetic", size=3, max_new_tokens=16,
+                              system_prompt="Be brief.", stop=["\n\n"])  # fmt: skip
+    assert workload.apply_chat_template is True  # auto: the tokenizer has a template
+    for request, text in zip(workload.requests(), workload.prompts, strict=True):
+        assert request.prompt is None and request.stop == ("\n\n",)
+        assert request.messages == (
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": text},
+        )
+    # what a trial subprocess receives (benchmark.run_trial sends to_json) builds the same
+    assert Workload.from_json(workload.to_json()).requests() == workload.requests()
+    assert workload.describe()["prompt"] == {
+        "template": workload.prompt_settings.template,
+        "apply_chat_template": True,
+        "system_prompt": "Be brief.",
+        "stop": ["\n\n"],
+        "max_new_tokens": 16,
+    }
+
+
+def test_the_workload_key_includes_the_prompt_settings(chat_model):
+    on = build_workload(chat_model, "synthetic", size=3, max_new_tokens=16)
+    off = build_workload(chat_model, "synthetic", size=3, max_new_tokens=16, chat_template=False)
+    stopped = build_workload(chat_model, "synthetic", size=3, max_new_tokens=16, stop=["x"])
+    assert off.requests()[0].prompt == on.prompts[0]
+    assert len({on.key, off.key, stopped.key}) == 3
+    assert on.key == build_workload(chat_model, "synthetic", size=3, max_new_tokens=16).key
+
+
+def test_synthetic_models_keep_raw_prompts_by_default(workload):
+    # random weights read no template: their figures stay comparable with earlier runs
+    assert workload.apply_chat_template is False
+    assert all(r.prompt is not None for r in workload.requests())
+    with pytest.raises(WorkloadError, match="system_prompt needs apply_chat_template"):
+        Workload(model=MODEL, dataset="d", seed=0, max_new_tokens=8, problem_ids=("a",),
+                 prompts=("p",), answers=("1",), num_canary=1, system_prompt="S")  # fmt: skip

@@ -31,6 +31,7 @@ from typing import Any
 from common.hardware import Hardware, fingerprint, hardware_id
 from engines import GenerationRequest
 from engines.errors import ConfigError, InfertuneError
+from evaluation.prompts import PromptSettings
 from tuner.measurement.probe_memory import (
     Attempt,
     BatchMeasurement,
@@ -179,6 +180,9 @@ def run_probe(
     """
     _validate(backend, safety_margin, memory_limit, batch_sizes, max_batch_size, start_batch_size)
     dataset = dataset or "gsm8k"
+    # The prompt flags, checked before the load; "auto" is resolved with the workload.
+    PromptSettings(apply_chat_template=chat_template is not False, system_prompt=system_prompt,
+                   stop=tuple(stop or ()))  # fmt: skip
     cap = min(max_batch_size or num_problems, MAX_BATCH_SIZE)
     from engines import load_engine
 

@@ -1,0 +1,56 @@
+"""`infertune tune` measures the prompts eval sends, records them in the profile, and never
+reuses a study measured on other prompts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+
+from commands.main import main
+from engines.errors import ConfigError
+from engines.synthetic import resolve_model
+from tuner.measurement.workload import build_workload
+from tuner.search.tuning import _check_same_workload
+
+
+@pytest.fixture(scope="module")
+def chat_model(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("chat") / "tiny"
+    shutil.copytree(resolve_model("synthetic:tiny"), folder)
+    return str(folder)
+
+
+def test_the_profile_records_the_prompt_settings_it_was_tuned_under(
+    chat_model: str, tmp_path: Path
+) -> None:
+    profiles = tmp_path / "profiles"
+    argv = ["tune", "--model", chat_model, "--dataset", "synthetic", "--count", "2",
+            "--canary-size", "2", "--max-new-tokens", "4", "--n-trials", "1",
+            "--backend", "transformers", "--system-prompt", "Be brief.", "--stop", "\n\n",
+            "--profiles-dir", str(profiles)]  # fmt: skip
+    assert main(argv) == 0
+    [path] = profiles.rglob("*.json")
+    workload = json.loads(path.read_text())["workload"]
+    assert workload["prompt"] == {
+        "template": workload["prompt"]["template"],
+        "apply_chat_template": True,  # auto, resolved from the tokenizer before recording
+        "system_prompt": "Be brief.",
+        "stop": ["\n\n"],
+        "max_new_tokens": 4,
+    }
+    [study] = optuna.get_all_study_summaries(f"sqlite:///{path.parent / 'studies.db'}")
+    assert study.study_name.endswith("-" + workload["key"][:8])  # the workload names the study
+
+
+def test_a_study_measured_on_other_prompts_is_not_joined(chat_model: str) -> None:
+    on = build_workload(chat_model, "synthetic", size=2, max_new_tokens=4)
+    off = build_workload(chat_model, "synthetic", size=2, max_new_tokens=4, chat_template=False)
+    study = optuna.create_study(study_name="shared")
+    _check_same_workload(study, on)
+    _check_same_workload(study, on)  # the same workload joins
+    with pytest.raises(ConfigError, match="'shared' was measured on another workload"):
+        _check_same_workload(study, off)
