@@ -127,10 +127,15 @@ class Profile:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if not self.model:
+        if not self.model or not isinstance(self.model, str):
             raise ProfileError("model must be a non-empty model id or path")
-        if not self.hardware_id:
+        if not self.hardware_id or not isinstance(self.hardware_id, str):
             raise ProfileError("hardware_id must be non-empty (use common.hardware.hardware_id)")
+        # read back from a file a user may have edited: listing and sorting need these types
+        if not isinstance(self.created, str):
+            raise ProfileError(f"created must be an ISO date string, got {self.created!r}")
+        if not isinstance(self.model_revision, str | None):
+            raise ProfileError(f"model_revision must be a string, got {self.model_revision!r}")
 
     @property
     def versions(self) -> LibraryVersions:
