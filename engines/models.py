@@ -150,3 +150,41 @@ def _folder_digest(path: Path) -> str:
     for weight in sorted(p for p in path.iterdir() if p.name.endswith(WEIGHT_SUFFIXES)):
         digest.update(f"{weight.name}:{weight.stat().st_size}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def check_model_exists(model: str) -> None:
+    """Refuse, offline and without loading anything, an id naming a missing local model.
+
+    Synthetic names and GGUF files are checked as :func:`check_local_model`
+    does; a path-like id must be a folder with a ``config.json``.  Hub ids pass:
+    they may still download.
+
+    Raises:
+        ModelLoadError: the model cannot exist here; the message says how to fix the id.
+    """
+    if check_local_model(model):
+        return
+    path = Path(model).expanduser()
+    is_path = path.exists() or model.startswith((".", "/", "~"))
+    if is_path and not (path / "config.json").is_file():
+        raise ModelLoadError(
+            f"model folder {model} does not exist or has no config.json;"
+            " fix the path or use a hub id such as Qwen/Qwen2.5-Math-1.5B"
+        )
+
+
+def context_length(model: str) -> int | None:
+    """The longest sequence ``model`` allows (``max_position_embeddings``), if known offline.
+
+    ``None`` for hub ids and GGUF files, whose config is not at hand before loading.
+    """
+    if is_synthetic(model):
+        return synthetic.spec_for(model).max_position_embeddings
+    config = Path(model).expanduser() / "config.json"
+    if gguf_file(model) is not None or not config.is_file():
+        return None
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):  # the loader will say what is wrong
+        return None
+    return value if isinstance(value, int) and value > 0 else None

@@ -160,6 +160,7 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
     dataset = _given(request, "dataset", stored, None)
     if model is None or dataset is None:
         raise ConfigError(_MODEL_REQUIRED)
+    _check_models(model, mode.settings())
     start = int(_given(request, "start", stored, 0))
     count = request.count
     count = count if count is not None else (len(stored["problem_ids"]) if stored else 0)
@@ -240,6 +241,22 @@ def _prompt_mismatch(
         f"profile {profile.path} was tuned under other prompt settings ({named}); its engine"
         " settings are applied anyway, and its measured speed may not hold for this run",
     )
+
+
+def _check_models(model: str, mode_settings: dict) -> None:
+    """A missing model folder (the checker's too), or more new tokens than the model's
+    context, is refused now rather than after a model has loaded."""
+    from engines.models import check_model_exists, context_length
+
+    checker = (mode_settings.get("agent") or {}).get("checker_model")
+    for name in filter(None, (model, checker)):
+        check_model_exists(name)
+    limit, wanted = context_length(model), mode_settings["prompt"]["max_new_tokens"]
+    if limit is not None and wanted >= limit:
+        raise ConfigError(
+            f"--max-new-tokens {wanted} does not fit {model}'s context of {limit} tokens"
+            f" (prompt included); pass at most {limit - 1}"
+        )
 
 
 def _sized_for_prompts(

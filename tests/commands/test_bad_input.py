@@ -88,6 +88,12 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     ((*EVAL, "--agent", "majority_vote", "--num-runs", "0"), "--num-runs must be >= 1"),
     ((*EVAL, "--agent", "python_tools", "--sandbox-timeout", "nan"), "--sandbox-timeout must"),
     ((*EVAL, "--dataset", "nope"), "nope"),
+    ((*EVAL, "--max-new-tokens", str(10**9)), "does not fit synthetic:tiny's context of"),
+    (
+        (*EVAL, "--agent", "solver_checker", "--checker-model", "{T}/no_model"),
+        "no_model does not exist or has no config.json",
+    ),  # fmt: skip
+    ((*EVAL, "--agent", "solver_checker", "--checker-model", "synthetic:nope"), "synthetic"),
     # files the eval command is pointed at
     ((*EVAL, "--profile", "/dev/zero"), "profile /dev/zero is not a regular file"),
     ((*EVAL, "--profile", "{T}/big.json"), "is over 16 MiB"),
