@@ -167,7 +167,25 @@ def _checked(source: Source, key: Key, value: Any, allowed: dict[str, tuple]) ->
         if item is not None and (not isinstance(item, types) or (is_bool and bool not in types)):
             wanted = " or ".join(t.__name__ for t in types)
             raise source.error((*key, name), f"'{name}' must be {wanted}, got {item!r}")
+        if item is not None and not is_bool and isinstance(item, int | float):
+            _check_range(source, (*key, name), item)
     return value
+
+
+# Ranges the eval and tune commands enforce, checked here so that a job cannot fail on
+# them hours into a sweep.  "not >=" also refuses NaN.
+_AT_LEAST = {"max_new_tokens": 1, "batch_size": 1, "num_runs": 1, "max_iterations": 1,
+             "max_subproblems": 1, "n_trials": 1, "max_batch_size": 1, "count": 0, "start": 0,
+             "seed": 0, "temperature": 0}  # fmt: skip
+_POSITIVE = {"timeout", "trial_timeout", "sandbox_timeout", "top_p"}
+
+
+def _check_range(source: Source, key: Key, value: float) -> None:
+    name = str(key[-1])
+    if name in _AT_LEAST and not value >= _AT_LEAST[name]:
+        raise source.error(key, f"'{name}' must be >= {_AT_LEAST[name]}, got {value!r}")
+    if name in _POSITIVE and not (0 < value < float("inf")):
+        raise source.error(key, f"'{name}' must be a finite number > 0, got {value!r}")
 
 
 def _name(key: Key) -> str:
