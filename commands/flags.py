@@ -171,10 +171,9 @@ def add_prompt(parser: argparse.ArgumentParser) -> None:
     ``--no-chat-template`` of ``off``.  Not given is ``None``: "auto" for a new run
     (on when the model's tokenizer has a chat template), a resumed run's own value.
     """
-    parser.add_argument(
-        "--chat-template",
-        "--chat_template",
-        dest="chat_template",
+    option(
+        parser,
+        "chat_template",
         choices=("auto", "on", "off"),
         help="send prompts as chat messages through the model's chat template; auto (default):"
         " on when the tokenizer has one (synthetic: models: off)",
