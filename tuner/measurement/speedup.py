@@ -80,6 +80,20 @@ def standard_configs(*, on_gpu: bool) -> dict[str, SpeedupConfig]:
         configs[name] = SpeedupConfig(
             name=name, backend="transformers", settings={"batch_size": size}, batch_size=size
         )
+        # "post" decodes every row until the batch's longest finishes; next to the
+        # default per_row row it shows what stopping finished rows is worth.
+        configs[f"{name}-post"] = SpeedupConfig(
+            name=f"{name}-post",
+            backend="transformers",
+            settings={"batch_size": size, "stopping": "post"},
+            batch_size=size,
+        )
+    configs["transformers-cb32"] = SpeedupConfig(
+        name="transformers-cb32",
+        backend="transformers_cb",
+        settings={"max_requests_per_batch": 32},
+        batch_size=32,
+    )
     # On CPU, vLLM's graph compilation costs minutes on a few cores and gains little.
     extra = {} if on_gpu else {"enforce_eager": True}
     for size in (32, 64):
