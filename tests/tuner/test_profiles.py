@@ -16,6 +16,7 @@ from common.hardware import Hardware, fingerprint, hardware_id
 from engines import make_config
 from tuner.profiles import (
     KIND,
+    SCHEMA_VERSION,
     Profile,
     ProfileConfig,
     ProfileError,
@@ -75,7 +76,7 @@ def test_save_and_load_round_trip(here: Hardware, tmp_path: Path) -> None:
     assert path == tmp_path / "synthetic-small" / f"{hardware_id(here)}.json"
     assert os.listdir(path.parent) == [path.name]  # no temp file left behind
     data = json.loads(path.read_text())
-    assert (data["kind"], data["schema_version"]) == (KIND, 1)
+    assert (data["kind"], data["schema_version"]) == (KIND, SCHEMA_VERSION)
     assert data["hardware"]["versions"]["torch"] == here.versions.torch
     assert load_profile(path) == profile
     assert find_profile("synthetic:small", hardware_id(here), tmp_path) == path
@@ -142,8 +143,11 @@ def test_missing_file_and_missing_field(here: Hardware, tmp_path: Path) -> None:
 
 
 def test_readers_upgrade_older_schema_versions(here: Hardware, tmp_path, monkeypatch) -> None:
-    path = save_profile(_profile(here), tmp_path)  # a version-1 file
+    path = save_profile(_profile(here), tmp_path)
     data = json.loads(path.read_text())
+    data["schema_version"] = 1  # a version-1 file had none of these
+    for name in ("mode", "by_count", "modes"):
+        del data[name]
     data["settings_v1"] = data["config"].pop("settings")  # pretend v1 stored it elsewhere
     path.write_text(json.dumps(data))
 

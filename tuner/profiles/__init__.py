@@ -15,6 +15,8 @@ from common.naming import model_slug
 from tuner.profiles.records import (
     KIND,
     SCHEMA_VERSION,
+    CountRange,
+    ModeEntry,
     Profile,
     ProfileConfig,
     ProfileError,
@@ -40,6 +42,8 @@ __all__ = [
     "KIND",
     "ROOT_ENV",
     "SCHEMA_VERSION",
+    "CountRange",
+    "ModeEntry",
     "Profile",
     "ProfileConfig",
     "ProfileEntry",

@@ -18,7 +18,9 @@ from common.hardware import Hardware
 from common.versions import LibraryVersions
 from engines.errors import InfertuneError
 
-SCHEMA_VERSION = 1
+# 2: metrics gain load_s, warmup_s, for_count, predicted_wall_s; profiles gain by_count,
+# mode and modes (version 1 files read unchanged: one standard entry, one range)
+SCHEMA_VERSION = 2
 KIND = "infertune.profile"
 
 
@@ -60,6 +62,9 @@ class ProfileMetrics:
     canary problems whose greedy answer matched the baseline's, in [0, 1];
     ``parity`` the whole comparison (:meth:`tuner.answer_parity.ParityReport.as_dict`:
     flips, accuracy delta, McNemar p), absent from profiles saved before it.
+    ``load_s`` and ``warmup_s`` are the engine's load and warm-up seconds;
+    ``predicted_wall_s`` is ``load_s + warmup_s + for_count / problems_per_s``,
+    the objective tuning minimised (absent from profiles saved before it).
     """
 
     problems_per_s: float
@@ -69,8 +74,17 @@ class ProfileMetrics:
     parity_agreement: float
     peak_memory_bytes: int | None = None
     parity: dict[str, Any] | None = None
+    load_s: float | None = None
+    warmup_s: float | None = None
+    for_count: int | None = None
+    predicted_wall_s: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("load_s", "warmup_s", "predicted_wall_s"):
+            if getattr(self, name) is not None and not getattr(self, name) >= 0:
+                raise ProfileError(f"metrics.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.for_count is not None and not self.for_count >= 1:
+            raise ProfileError(f"metrics.for_count must be >= 1, got {self.for_count!r}")
         for name in ("problems_per_s", "baseline_problems_per_s", "speedup"):
             if not getattr(self, name) > 0:
                 raise ProfileError(f"metrics.{name} must be > 0, got {getattr(self, name)!r}")
@@ -102,6 +116,78 @@ class StudyRef:
     trial_number: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CountRange:
+    """The configuration that makes runs of ``min_count`` to ``max_count`` problems fastest.
+
+    Load and warm-up are paid once per run, throughput once per problem, so a
+    configuration that loads fast can win short runs and lose long ones; tuning
+    keeps each winner with its range (``max_count`` ``None``: no upper bound).
+    """
+
+    config: ProfileConfig
+    metrics: ProfileMetrics
+    min_count: int = 1
+    max_count: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_count < 1 or (self.max_count is not None and self.max_count < self.min_count):
+            raise ProfileError(
+                f"by_count range [{self.min_count}, {self.max_count}] is empty or below 1"
+            )
+
+    def covers(self, count: int) -> bool:
+        return self.min_count <= count and (self.max_count is None or count <= self.max_count)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"min_count": self.min_count, "max_count": self.max_count,
+                "config": asdict(self.config), "metrics": asdict(self.metrics)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CountRange:
+        return cls(
+            min_count=data.get("min_count", 1),
+            max_count=data.get("max_count"),
+            config=ProfileConfig(**data["config"]),
+            metrics=ProfileMetrics(**data["metrics"]),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModeEntry:
+    """What tuning chose for one run mode (:func:`evaluation.request.mode_key`)."""
+
+    config: ProfileConfig
+    metrics: ProfileMetrics
+    by_count: tuple[CountRange, ...] = ()
+    workload: dict[str, Any] = field(default_factory=dict)
+    study: StudyRef | None = None
+
+    def for_count(self, count: int | None) -> CountRange:
+        """The range holding ``count`` problems; the entry itself when none does (or no count)."""
+        found = [r for r in self.by_count if count is not None and r.covers(count)]
+        return found[0] if found else CountRange(config=self.config, metrics=self.metrics)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "metrics": asdict(self.metrics),
+            "by_count": [r.as_dict() for r in self.by_count],
+            "workload": self.workload,
+            "study": None if self.study is None else asdict(self.study),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModeEntry:
+        return cls(
+            config=ProfileConfig(**data["config"]),
+            metrics=ProfileMetrics(**data["metrics"]),
+            by_count=tuple(CountRange.from_dict(r) for r in data.get("by_count") or ()),
+            workload=dict(data.get("workload") or {}),
+            study=StudyRef(**data["study"]) if data.get("study") else None,
+        )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -113,6 +199,10 @@ class Profile:
     ``workload`` describes what was measured (dataset, count, seed, decoding,
     replayed lengths, ...) as plain JSON.  ``hardware_id`` is stored, not
     recomputed, so profiles keep their key if the id scheme ever changes.
+
+    ``config``, ``metrics``, ``by_count``, ``workload`` and ``study`` are the entry
+    of run mode ``mode`` (``"standard"`` for every version-1 file); ``modes`` holds
+    the entries of the other modes that were tuned.  :meth:`entry` reads either.
     """
 
     model: str
@@ -125,6 +215,9 @@ class Profile:
     study: StudyRef | None = None
     created: str = field(default_factory=_now)
     schema_version: int = SCHEMA_VERSION
+    by_count: tuple[CountRange, ...] = ()
+    mode: str = "standard"
+    modes: dict[str, ModeEntry] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.model or not isinstance(self.model, str):
@@ -141,6 +234,16 @@ class Profile:
     def versions(self) -> LibraryVersions:
         return self.hardware.versions
 
+    def entries(self) -> dict[str, ModeEntry]:
+        """Every tuned mode's entry, this profile's own ``mode`` first."""
+        own = ModeEntry(config=self.config, metrics=self.metrics, by_count=self.by_count,
+                        workload=self.workload, study=self.study)  # fmt: skip
+        return {self.mode: own} | {k: v for k, v in self.modes.items() if k != self.mode}
+
+    def entry(self, mode: str) -> ModeEntry | None:
+        """The entry tuned for run mode ``mode``, or ``None`` when that mode was not tuned."""
+        return self.entries().get(mode)
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict, as written to disk."""
         return {
@@ -155,6 +258,9 @@ class Profile:
             "workload": self.workload,
             "study": None if self.study is None else asdict(self.study),
             "created": self.created,
+            "mode": self.mode,
+            "by_count": [r.as_dict() for r in self.by_count],
+            "modes": {k: v.as_dict() for k, v in self.modes.items()},
         }
 
     @classmethod
@@ -176,15 +282,19 @@ class Profile:
                 model_revision=data.get("model_revision"),
                 study=StudyRef(**data["study"]) if data.get("study") else None,
                 created=data["created"],
+                mode=data.get("mode") or "standard",
+                by_count=tuple(CountRange.from_dict(r) for r in data.get("by_count") or ()),
+                modes={k: ModeEntry.from_dict(v) for k, v in (data.get("modes") or {}).items()},
             )
         except KeyError as error:
             raise ProfileError(f"profile is missing field {error.args[0]!r}") from None
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, AttributeError) as error:
             raise ProfileError(f"profile has an invalid field: {error}") from None
 
 
 # version -> function turning a dict of that version into the next version.
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+# Version 2 only added optional fields, whose defaults read a version-1 file as it was.
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: dict}
 
 
 def _upgrade(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from common.naming import model_slug
 from common.versions import LibraryVersions
 from engines.errors import ConfigError
 from engines.models import model_revision as model_revision  # re-exported for profiles
-from tuner.profiles.records import Profile, ProfileError
+from tuner.profiles.records import Profile, ProfileError, StudyRef
 
 ROOT_ENV = "INFERTUNE_PROFILES_DIR"
 
@@ -93,12 +94,9 @@ def load_profile(path: str | os.PathLike[str]) -> Profile:
         profile = Profile.from_dict(data)
     except ProfileError as error:
         raise ProfileError(f"{path}: {error}") from None
-    if profile.study is None:
-        return profile
     # On disk the storage is relative to the profile (it travels); in memory it
     # is the URL Optuna opens, so a loaded profile equals the one that was saved.
-    opened = storage_url(path, profile.study.storage)
-    return replace(profile, study=replace(profile.study, storage=opened))
+    return _with_storages(profile, lambda storage: storage_url(path, storage))
 
 
 def save_profile(
@@ -119,9 +117,7 @@ def save_profile(
     target = (
         Path(path) if path is not None else profile_path(profile.model, profile.hardware_id, root)
     )
-    if profile.study is not None:
-        portable = portable_storage(profile.study.storage, target.parent)
-        profile = replace(profile, study=replace(profile.study, storage=portable))
+    profile = _with_storages(profile, lambda storage: portable_storage(storage, target.parent))
     try:
         text = json.dumps(profile.as_dict(), indent=2, sort_keys=False) + "\n"
     except (TypeError, ValueError) as error:
@@ -135,6 +131,16 @@ def save_profile(
                 " move it away first"
             ) from None
     return write_atomic(target, text)
+
+
+def _with_storages(profile: Profile, convert: Callable[[str], str]) -> Profile:
+    """``profile`` with ``convert`` applied to the storage of each mode's study."""
+
+    def study(ref: StudyRef | None) -> StudyRef | None:
+        return None if ref is None else replace(ref, storage=convert(ref.storage))
+
+    modes = {k: replace(v, study=study(v.study)) for k, v in profile.modes.items()}
+    return replace(profile, study=study(profile.study), modes=modes)
 
 
 def find_profile(
