@@ -53,7 +53,11 @@ class TrialResult:
     Throughput covers the whole workload after a warm-up, device-synchronised.
     ``canary_answers`` / ``canary_token_ids`` are the greedy outputs of the
     workload's canary problems (answer parity); ``batch_latency`` is
-    :class:`tuner.measure.Stats` in seconds as a dict.
+    :class:`tuner.measure.Stats` in seconds as a dict.  The three parts of a
+    run's wall time: ``load_s`` (from the start of the trial's subprocess to the
+    engine ready: interpreter, imports, weights, vLLM start-up), ``warmup_s``
+    (the untimed first batch: allocator growth, graph capture or compilation) and
+    ``seconds`` (the timed run).
     """
 
     status: Status
@@ -61,7 +65,8 @@ class TrialResult:
     problems_per_s: float = 0.0
     output_tokens_per_s: float = 0.0
     seconds: float = 0.0
-    load_seconds: float = 0.0
+    load_s: float = 0.0
+    warmup_s: float = 0.0
     num_problems: int = 0
     output_tokens: int = 0
     batch_latency: dict[str, Any] | None = None
@@ -90,7 +95,12 @@ class TrialResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialResult:
+        """Read :meth:`as_dict` output, also of older versions (stored study references)."""
         values = dict(data)
+        if "load_seconds" in values:  # its name before warm-up was measured too
+            values.setdefault("load_s", values.pop("load_seconds"))
+        # a result written by a newer worker sharing the storage: keep what this one knows
+        values = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         values["canary_answers"] = tuple(values.get("canary_answers", ()))
         values["canary_token_ids"] = tuple(tuple(t) for t in values.get("canary_token_ids", ()))
         return cls(**values)
@@ -176,6 +186,8 @@ def run_trial(
             "model": model,
             "settings": dict(settings),
             "workload": json.loads(workload.to_json()),
+            # wall clock, not monotonic: the worker measures its load time from here
+            "started_at": time.time(),
         }
         (folder_path / "spec.json").write_text(json.dumps(spec))
         paths = [folder_path / name for name in ("spec.json", "result.json", "progress.jsonl")]

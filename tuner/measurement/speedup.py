@@ -174,7 +174,7 @@ class SpeedupRow:
     resolved_settings: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     seconds: float | None = None
-    load_seconds: float | None = None
+    load_s: float | None = None
     problems_per_s: float | None = None
     output_tokens_per_s: float | None = None
     speedup: float | None = None
@@ -235,7 +235,7 @@ def make_row(
     return SpeedupRow(
         **fields,
         seconds=result.seconds,
-        load_seconds=result.load_seconds,
+        load_s=result.load_s,
         problems_per_s=result.problems_per_s,
         output_tokens_per_s=result.output_tokens_per_s,
         speedup=result.problems_per_s / baseline.problems_per_s if baseline.is_ok else None,

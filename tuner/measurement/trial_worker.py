@@ -1,7 +1,8 @@
 """``python -m tuner.measurement.trial_worker SPEC RESULT PROGRESS``: measure one configuration.
 
 Runs in its own process (see :func:`tuner.benchmark.run_trial`): loads the
-engine, warms it up (not timed), times generation of the whole workload batch by
+engine (``load_s``, from the process start), warms it up (``warmup_s``, not in
+the throughput), times generation of the whole workload batch by
 batch, and writes a :class:`tuner.benchmark.TrialResult` as JSON to RESULT.
 After each batch it appends ``[problems done, seconds]`` to PROGRESS so the
 parent can prune a slow trial.  Expected failures (out of memory, a bad
@@ -147,14 +148,18 @@ def measure(spec: dict[str, Any], progress: Path) -> TrialResult:
     import torch
 
     workload = Workload.from_json(json.dumps(spec["workload"]))
+    # The parent's clock when it started this process: load_s then holds the
+    # interpreter and the imports too, as a real run's wall time does.
+    started = spec.get("started_at", time.time())
     try:
         settings = engine_settings(spec["backend"], spec["model"], spec["settings"], workload)
-        start = time.perf_counter()
         with load_engine(spec["backend"], spec["model"], **settings) as engine:
             if os.environ.get(FAULT_ENV):
                 install_fault(engine, os.environ[FAULT_ENV])
-            load_seconds = time.perf_counter() - start
+            load_s = time.time() - started
+            warm = time.perf_counter()
             _warm_up(engine, workload, spec["backend"], spec["settings"])
+            warmup_s = time.perf_counter() - warm
             engine.forget_cached_prompts()  # the timed run repeats the warm-up's prompts
             engine.stats.num_oom_splits = 0
             metrics = _timed_run(engine, workload, progress)
@@ -165,7 +170,9 @@ def measure(spec: dict[str, Any], progress: Path) -> TrialResult:
         return TrialResult(status="oom", message=_one_line(error))
     except InfertuneError as error:
         return TrialResult(status="error", message=_one_line(error))
-    return TrialResult(status="ok", load_seconds=load_seconds, engine_settings=resolved, **metrics)
+    return TrialResult(
+        status="ok", load_s=load_s, warmup_s=warmup_s, engine_settings=resolved, **metrics
+    )
 
 
 def _one_line(error: BaseException) -> str:
