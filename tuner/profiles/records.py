@@ -108,12 +108,17 @@ class StudyRef:
 
     In a saved profile a file storage (``sqlite:///``, ``journal:``) is relative
     to the profile's folder; :func:`tuner.profiles.store.load_profile` makes it
-    absolute again.
+    absolute again.  ``budget_s`` / ``budget_used_s`` are the tune's wall-clock
+    budget and what it used, ``stop_reason`` why it stopped (``budget``,
+    ``n_trials``, ...); ``None`` in profiles saved before tune had a budget.
     """
 
     storage: str
     study_name: str
     trial_number: int
+    budget_s: float | None = None
+    budget_used_s: float | None = None
+    stop_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
