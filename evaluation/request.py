@@ -45,6 +45,23 @@ class ProfileSettings:
         }
 
 
+def samples_per_problem(mode: str | None, num_runs: int | None = None) -> int:
+    """Sequences a run of ``mode`` puts in flight per problem: majority_vote's k, else 1."""
+    if mode != "majority_vote":
+        return 1
+    if num_runs is not None:
+        return num_runs
+    from evaluation.agents.majority_vote import MajorityVote  # the agent owns its default
+
+    return MajorityVote.__dataclass_fields__["num_runs"].default
+
+
+def mode_key(mode: str | None, num_runs: int | None = None) -> str:
+    """The profile entry a run of ``mode`` uses: ``"standard"``, ``"majority_vote/k5"``, ..."""
+    k = samples_per_problem(mode, num_runs)
+    return f"{mode or 'standard'}/k{k}" if k > 1 else mode or "standard"
+
+
 # A run's label becomes part of a folder name under --results-dir: no separators,
 # no "..", no newline, and short enough for any file system's name limit.
 SAFE_NAME = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9._\-]{0,63}")

@@ -7,6 +7,7 @@ models); the only injected fault is the worker's INFERTUNE_FAULT hook.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -67,9 +68,10 @@ def test_space_is_conditional_on_the_backend():
 
 
 def test_slower_than_best_pruner_on_a_real_study():
-    study = optuna.create_study(direction="maximize", pruner=SlowerThanBestPruner(0.5))
+    study = optuna.create_study(direction="minimize", pruner=SlowerThanBestPruner(0.5))
     fast = study.ask()
-    study.tell(fast, 10.0)
+    fast.set_user_attr("problems_per_s", 10.0)  # compared by throughput, not by wall time
+    study.tell(fast, 3.0)
     slow, close = study.ask(), study.ask()
     slow.report(4.0, step=8)
     close.report(6.0, step=8)
@@ -100,7 +102,7 @@ def test_an_oom_trial_is_recorded_infeasible_and_the_study_completes(tmp_path, t
     assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
     oom = trials[1]
     assert oom.params["batch_size"] == 4 and oom.user_attrs["status"] == "oom"
-    assert not is_feasible(oom) and oom.value == 0.0
+    assert not is_feasible(oom) and oom.value == math.inf  # never finishes: ranked last
     assert any(k.startswith("constraints") for k in oom.system_attrs)  # Optuna's constraints
     assert is_feasible(trials[0]) and trials[0].user_attrs["agreement"] == 1.0
     assert study.best_trial.number != 1  # Optuna itself skips the infeasible trial

@@ -57,7 +57,7 @@ def open_study(storage: str, study_name: str, settings: StudySettings) -> optuna
         study = optuna.create_study(
             storage=backend,
             study_name=study_name,
-            direction="maximize",
+            direction="minimize",  # predicted wall seconds (tuner.search.objective_wall)
             load_if_exists=True,
             sampler=create_sampler(settings.seed, settings.n_trials),
             pruner=SlowerThanBestPruner(settings.prune_ratio),
@@ -73,6 +73,11 @@ def open_study(storage: str, study_name: str, settings: StudySettings) -> optuna
             f"cannot open study storage {storage!r}: {first[:300]}; pass a reachable"
             " --storage URL (sqlite:///PATH, journal:PATH, postgresql://...)"
         ) from None
+    if study.direction != optuna.study.StudyDirection.MINIMIZE:  # joined, not created
+        raise StudyError(
+            f"study {study_name!r} maximised problems/s (made by an older infertune); tuning now"
+            " minimises the run's wall time: pass another --study-name"
+        )
     return study
 
 

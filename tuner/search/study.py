@@ -23,33 +23,53 @@ counts), so N trials are run in total.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.answer_parity import DEFAULT_ALPHA, DEFAULT_THRESHOLD, ParityReport
-from tuner.measurement.benchmark import TrialResult, parity_report, run_trial
+from tuner.measurement.benchmark import TrialResult, parity_report, run_trial, workload_prefix
 from tuner.measurement.workload import Workload
 from tuner.profiles import ProfileConfig
-from tuner.search.space import SearchSpace, reference_config
+from tuner.search.budget import (
+    STOP_BUDGET,
+    STOP_N_TRIALS,
+    STOP_REFERENCE,
+    Budget,
+    TuneProgress,
+    costs_of,
+    estimate_s,
+    progress_of,
+)
+from tuner.search.objective_wall import RunShape, record_wall
+from tuner.search.reference import get_reference, references, store_reference  # noqa: F401 (re-exported)
+from tuner.search.space import SearchSpace
 
 # TrialRow, is_feasible and trial_rows live in tuner.search.trials; callers import them here too.
 from tuner.search.trials import FINISHED, PARITY_ATTRS, TrialRow, is_feasible, trial_rows  # noqa: F401
 
-# study user attribute holding the reference result of one dtype: the prefix, then the dtype
-_REFERENCE_PREFIX = "reference/"
+# A trial measures at least this many problems per sequence its batch holds: with
+# 2x, the batch is full for about the first half of the run and fills up again
+# only as rows finish, rather than the whole run being one partly-filled batch.
+FILL_FACTOR = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StudySettings:
-    """How one worker runs the study.  ``n_trials`` is the study's total budget."""
+    """How one worker runs the study.  ``n_trials`` is the study's total budget of trials,
+    ``timeout_s`` its wall clock (:class:`tuner.search.budget.Budget`; ``None``: none);
+    each trial measures at least ``trial_size`` problems (``None``: the whole workload),
+    more when its batch needs them (:data:`FILL_FACTOR`)."""
 
     model: str
     n_trials: int = 20
     timeout_s: float | None = None
+    trial_size: int | None = None
     parity_threshold: float = DEFAULT_THRESHOLD
     parity_alpha: float = DEFAULT_ALPHA
     trial_timeout_s: float = 600.0
@@ -85,8 +105,10 @@ class SlowerThanBestPruner(optuna.pruners.BasePruner):
         step = trial.last_step
         if step is None or self.ratio <= 0:
             return False
-        values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
-        best = max((v for v in values if v), default=None)
+        # problems/s, not the objective: the study minimises wall time (objective_wall)
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        speeds = [t.user_attrs.get("problems_per_s") for t in completed]
+        best = max((v for v in speeds if v), default=None)
         return best is not None and trial.intermediate_values[step] < self.ratio * best
 
 
@@ -104,7 +126,8 @@ def create_sampler(seed: int | None, n_trials: int) -> optuna.samplers.BaseSampl
 
 
 class Objective:
-    """Measures the configuration a trial suggests; its return value is problems/s."""
+    """Measures the configuration a trial suggests; its return value is the predicted wall
+    seconds of ``run`` (:mod:`tuner.search.objective_wall`; default: the workload's size)."""
 
     def __init__(
         self,
@@ -113,9 +136,16 @@ class Objective:
         settings: StudySettings,
         env: dict[str, str] | None = None,
         log: Callable[[str], None] = print,
+        run: RunShape | None = None,
+        budget: Budget | None = None,
+        progress: Callable[[TuneProgress], None] | None = None,
     ) -> None:
         self.space, self.workload, self.settings = space, workload, settings
         self.env, self.log = env, log
+        self.run = run or RunShape(for_count=workload.size)
+        self.budget = budget or Budget(total_s=settings.timeout_s or math.inf)
+        self.progress = progress
+        self.stop_reason: str | None = None  # set when this worker stops the study itself
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = self.space.suggest(trial)
@@ -126,42 +156,73 @@ class Objective:
             trial.set_user_attr("duplicate_of", previous.number)
             _set_constraints(trial, previous.user_attrs["constraints"])
             return previous.value
-        dtype = config.settings["dtype"]
-        reference = self.reference(trial.study, dtype, skip=config == reference_config(dtype))
-        result = self._run(config, trial)
-        if reference is None:  # this trial is the reference run
-            reference = result
-            store_reference(trial.study, dtype, result)
-        report = parity_report(result, reference, self.workload.answers)
+        reference = self.reference(trial.study, config.settings["dtype"])
+        if not reference.is_ok:  # no trial could be judged: stop rather than measure blind
+            self._not_started(trial, config, STOP_REFERENCE, f"the parity reference did not"
+                              f" finish ({reference.status}: {reference.message})")  # fmt: skip
+        workload = self.trial_workload(config)
+        self._check_fits(trial, config, workload, reference)
+        self._report_progress(trial.study, running=trial.number)
+        result = self._run(config, trial, workload)
+        report = parity_report(result, reference, workload.answers)
         self._record(trial, config, result, report)
         if result.status == "pruned":
             raise optuna.TrialPruned(result.message)
-        return result.problems_per_s
+        return record_wall(trial, result, self.run)
 
-    def reference(
-        self, study: optuna.Study, dtype: str, *, skip: bool = False
-    ) -> TrialResult | None:
-        """The reference result for ``dtype``: stored in the study, or measured now."""
-        stored = references(study).get(dtype)
-        if stored is not None:
-            return stored
-        if skip:
-            return None
-        reference = reference_config(dtype)
-        self.log(f"measuring the parity reference ({dtype}, batch size 1)")
-        result = run_trial(
-            reference.backend,
-            self.settings.model,
-            reference.settings,
-            self.workload,
-            time_limit_s=self.settings.trial_timeout_s,
-            env=self.env,
+    def trial_workload(self, config: ProfileConfig) -> Workload:
+        """The workload's first problems, enough to keep ``config``'s batch full."""
+        least = self.settings.trial_size or self.workload.size
+        return workload_prefix(self.workload, max(least, FILL_FACTOR * (config.batch_size or 1)))
+
+    def reference(self, study: optuna.Study, dtype: str) -> TrialResult:
+        """The batch-1 reference on the canaries (:func:`tuner.search.reference.get_reference`)."""
+        limit = self.budget.reference_limit_s(self.settings.trial_timeout_s)
+        return get_reference(
+            study, self.workload, dtype, time_limit_s=limit, env=self.env, log=self.log
         )
-        store_reference(study, dtype, result)
-        return result
 
-    def _run(self, config: ProfileConfig, trial: optuna.Trial) -> TrialResult:
-        size = self.workload.size
+    def _check_fits(
+        self, trial: optuna.Trial, config: ProfileConfig, workload: Workload, ref: TrialResult
+    ) -> None:
+        """Do not start a trial that cannot finish in what is left of the budget."""
+        costs = costs_of(trial.study, ref)
+        needed = estimate_s(costs, config.backend, config.batch_size or 1, workload.size)
+        left = self.budget.remaining_s()
+        if needed <= left:
+            return
+        # Stop once not even the cheapest candidate fits; otherwise TPE may pick one that does.
+        cheapest = min(
+            estimate_s(costs, c.backend, c.batch_size or 1, self.trial_workload(c).size)
+            for c in self.space.smallest_batch_configs()
+        )
+        reason = STOP_BUDGET if cheapest > left else None
+        self._not_started(trial, config, reason, f"needs about {needed:.0f} s, {left:.0f} s left")
+
+    def _not_started(
+        self, trial: optuna.Trial, config: ProfileConfig, stop: str | None, why: str
+    ) -> NoReturn:
+        """Record ``trial`` as not started (pruned, status ``skipped``); ``stop``: end the study."""
+        attrs = {"status": "skipped", "message": f"not started: {why}", "backend": config.backend,
+                 "settings": config.settings, "batch_size": config.batch_size}  # fmt: skip
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        self.log(f"trial {trial.number}: {config.backend} {json.dumps(config.settings)} {why}")
+        if stop is not None:
+            self.stop_reason = stop
+            trial.study.stop()
+        raise optuna.TrialPruned(attrs["message"])
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Optuna callback: the progress line after each trial."""
+        self._report_progress(study, running=None)
+
+    def _report_progress(self, study: optuna.Study, running: int | None) -> None:
+        if self.progress is not None:
+            self.progress(progress_of(study, self.settings.n_trials, self.budget, running))
+
+    def _run(self, config: ProfileConfig, trial: optuna.Trial, workload: Workload) -> TrialResult:
+        size = workload.size
 
         def on_progress(done: int, elapsed: float) -> bool:
             if done >= size or done < self.settings.prune_min_fraction * size or elapsed <= 0:
@@ -173,8 +234,8 @@ class Objective:
             config.backend,
             self.settings.model,
             config.settings,
-            self.workload,
-            time_limit_s=self.settings.trial_timeout_s,
+            workload,
+            time_limit_s=self.budget.trial_limit_s(self.settings.trial_timeout_s),
             on_progress=on_progress,
             env=self.env,
         )
@@ -192,6 +253,8 @@ class Objective:
             "output_tokens_per_s": result.output_tokens_per_s,
             "batch_latency_p50_s": (result.batch_latency or {}).get("p50"),
             "peak_memory_bytes": result.peak_memory_bytes,
+            "num_problems": result.num_problems,
+            "seconds": result.seconds,
         }
         attrs |= {name: getattr(report, name) for name in PARITY_ATTRS}
         # <= 0 is feasible: the same answers as the reference, and a run that finished.
@@ -221,23 +284,16 @@ def _same_params(trial: optuna.Trial) -> FrozenTrial | None:
     return None
 
 
-def store_reference(study: optuna.Study, dtype: str, result: TrialResult) -> None:
-    """Keep ``result`` as the study's batch-1 reference for ``dtype`` (when it finished)."""
-    if result.is_ok:  # a failed reference is measured again by the next trial
-        study.set_user_attr(_REFERENCE_PREFIX + dtype, result.as_dict())
-
-
 def seed_study(study: optuna.Study, space: SearchSpace, previous: ProfileConfig | None) -> None:
-    """Enqueue the reference (so it runs first), a previous profile, then each backend's
-    largest batch.
+    """Enqueue a previous profile, then each backend's largest batch.
 
     Throughput grows with batch size up to the memory bound (which the probe
     sets as the space's largest batch), so each backend's largest batch is the
     strongest prior; with a budget of a few trials, TPE's random start-up
-    phase alone would often never reach it.
+    phase alone would often never reach it.  The batch-1 reference is no trial:
+    it runs on the canaries alone (:meth:`Objective.reference`).
     """
-    configs = [reference_config(space.dtypes[0])]
-    configs += [previous] if previous is not None else []
+    configs = [previous] if previous is not None else []
     configs += space.largest_batch_configs()
     for config in configs:
         params = space.params_of(config)
@@ -245,30 +301,32 @@ def seed_study(study: optuna.Study, space: SearchSpace, previous: ProfileConfig 
             study.enqueue_trial(params, skip_if_exists=True)
 
 
-def optimize(study: optuna.Study, objective: Objective, settings: StudySettings) -> None:
-    """Run trials until the study holds ``n_trials`` of any state, or the timeout."""
+def optimize(study: optuna.Study, objective: Objective, settings: StudySettings) -> str:
+    """Run trials until the study holds ``n_trials`` of any state, or the budget is spent.
+
+    Returns:
+        Why it stopped: a :data:`tuner.search.budget.STOP_REASONS` value.
+    """
     # Waiting (enqueued) trials are run by this call, so they do not lower its count.
     started = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-    remaining = settings.n_trials - len(started)
-    if remaining <= 0:
-        return
+    remaining, left = settings.n_trials - len(started), objective.budget.remaining_s()
+    if remaining <= 0 or left <= 0:
+        return STOP_N_TRIALS if remaining <= 0 else STOP_BUDGET
     study.optimize(
         objective,
         n_trials=remaining,
-        timeout=settings.timeout_s,
-        callbacks=[optuna.study.MaxTrialsCallback(settings.n_trials, states=_COUNTED)],
+        timeout=None if math.isinf(left) else left,  # no new trial past the deadline
+        callbacks=[
+            optuna.study.MaxTrialsCallback(settings.n_trials, states=_COUNTED),
+            objective.after_trial,
+        ],
         catch=(OSError, RuntimeError),  # an unexpected failure is a FAIL trial, not a dead study
     )
+    if objective.stop_reason is not None:
+        return objective.stop_reason
+    counted = study.get_trials(deepcopy=False, states=_COUNTED)
+    return STOP_N_TRIALS if len(counted) >= settings.n_trials else STOP_BUDGET
 
 
 # Running and waiting trials count too, so two workers do not overshoot the budget.
 _COUNTED = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
-
-
-def references(study: optuna.Study) -> dict[str, TrialResult]:
-    """The stored batch-1 reference result of each dtype."""
-    return {
-        key.removeprefix(_REFERENCE_PREFIX): TrialResult.from_dict(value)
-        for key, value in study.user_attrs.items()
-        if key.startswith(_REFERENCE_PREFIX)
-    }

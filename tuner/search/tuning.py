@@ -10,6 +10,8 @@ study by default to ``<profiles root>/<model-slug>/studies.db``.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,13 +26,16 @@ from engines.errors import BackendUnavailableError, ConfigError, InfertuneError
 from tuner.answer_parity import DEFAULT_THRESHOLD
 from tuner.measurement.workload import DEFAULT_CANARY, DEFAULT_MAX_NEW_TOKENS, DEFAULT_SIZE
 from tuner.profiles import Profile, ProfileConfig, find_profile, load_profile, profiles_root
+from tuner.search.budget import DEFAULT_BUDGET_S, STOP_NO_FEASIBLE, STOP_REFERENCE, Budget
 from tuner.search.space import SearchSpace
-from tuner.search.study import TrialRow
+from tuner.search.study import FILL_FACTOR, TrialRow
 
 if TYPE_CHECKING:
     import optuna
 
     from tuner.measurement.workload import Workload
+    from tuner.search.budget import TuneProgress
+    from tuner.search.objective_wall import RunShape
 
 
 class NoFeasibleTrialError(InfertuneError):
@@ -39,10 +44,14 @@ class NoFeasibleTrialError(InfertuneError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TuneOutcome:
-    """A finished study: every trial, the reference throughput, the saved profile if any."""
+    """A finished study: every trial, the reference throughput, the saved profile if any,
+    why the search stopped and how much of its wall-clock budget it used."""
 
     rows: tuple[TrialRow, ...]
     baseline: float | None
+    stop_reason: str
+    budget_s: float
+    budget_used_s: float
     best: TrialRow | None = None
     profile: Profile | None = None
     path: Path | None = None
@@ -62,6 +71,7 @@ def run_tuning(
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     max_batch_size: int | None = None,
     trial_timeout: float = 600.0,
+    budget_s: float | None = DEFAULT_BUDGET_S,
     timeout: float | None = None,
     seed: int | None = None,
     data_dir: str | os.PathLike[str] | None = None,
@@ -71,39 +81,57 @@ def run_tuning(
     chat_template: bool | None = None,
     system_prompt: str | None = None,
     stop: Sequence[str] | None = None,
+    for_count: int | None = None,
+    mode: str = "standard",
+    num_runs: int | None = None,
+    progress: Callable[[TuneProgress], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> TuneOutcome:
     """Run (or join) the study and save the best feasible trial as the profile.
 
     ``chat_template`` (``None``: auto), ``system_prompt`` and ``stop`` shape the
     workload's requests as ``infertune eval`` sends them; the profile records them.
+    The study minimises the wall time of a run of ``for_count`` problems (default:
+    the dataset's size) in ``mode`` (``num_runs``: majority_vote's k); the profile
+    keeps that mode's entry beside the other modes' (:mod:`tuner.search.run_profile`).
+
+    ``budget_s`` bounds the whole call's wall clock (``None``: no bound; ``timeout``
+    is its older name); ``progress`` sees the figures of the live progress line.
+    Each trial measures ``count`` problems, or more of the dataset when its batch
+    needs them to be full (:data:`tuner.search.study.FILL_FACTOR`).
     """
     import optuna
 
     from tuner.measurement.workload import build_workload
+    from tuner.search.objective_wall import mode_workload
+    from tuner.search.run_profile import run_shape
     from tuner.search.storage import open_study
     from tuner.search.study import Objective, StudySettings, optimize, seed_study
 
     # Heartbeats, grouped TPE and skip_if_exists are "experimental" but stable in practice.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    budget = _budget(budget_s if timeout is None else timeout)
     try:
         settings = StudySettings(
             model=model,
             n_trials=n_trials,
-            timeout_s=timeout,
+            timeout_s=None if math.isinf(budget.total_s) else budget.total_s,
             parity_threshold=parity_threshold,
             trial_timeout_s=trial_timeout,
             seed=seed,
         )
     except ValueError as error:
         raise ConfigError(str(error)) from None
+    run = run_shape(dataset, for_count=for_count, mode=mode, num_runs=num_runs, data_dir=data_dir)
     root = profiles_root(profiles_dir)
     # before the workload loads a tokenizer and the trials run: the profile must fit somewhere
     check_can_create(root, what="profiles", fix="pass a writable folder as --profiles-dir")
+    hardware = fingerprint()
+    space = _space(backends, hardware, max_batch_size, max_new_tokens)
     workload = build_workload(
         model,
         dataset,
-        size=count,
+        size=_pool_size(dataset, data_dir, count, space, run.samples_per_problem),
         max_new_tokens=max_new_tokens,
         num_canary=canary_size,
         data_dir=data_dir,
@@ -111,20 +139,81 @@ def run_tuning(
         system_prompt=system_prompt,
         stop=stop,
     )
-    hardware = fingerprint()
-    space = _space(backends, hardware, count, max_batch_size, max_new_tokens)
+    workload = mode_workload(workload, run.samples_per_problem)
+    settings = dataclasses.replace(settings, trial_size=count * run.samples_per_problem)
     slug_dir = root / model_slug(model)
     if storage is None:
         slug_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{slug_dir / 'studies.db'}"
     # The workload's key in the default name: trials measured on other prompts (or
     # another count or budget) are never reused as if they were this workload's.
-    default_name = f"{model_slug(model)}-{hardware_id(hardware)}-{workload.key[:8]}"
+    # "-wall": studies before it maximised problems/s, and Optuna keeps a study's direction
+    default_name = f"{model_slug(model)}-{hardware_id(hardware)}-{workload.key[:8]}-wall"
     study = open_study(storage, study_name or default_name, settings)
     _check_same_workload(study, workload)
     seed_study(study, space, _previous_config(model, hardware, root))
-    optimize(study, Objective(space, workload, settings, log=log), settings)
-    return _finish(study, workload, hardware, storage, root)
+    objective = Objective(
+        space, workload, settings, log=log, run=run, budget=budget, progress=progress
+    )
+    search = _Search(budget=budget, reason=optimize(study, objective, settings))
+    return _finish(study, workload, hardware, storage, root, run, max_batch_size, search)
+
+
+def _budget(seconds: float | None) -> Budget:
+    if seconds is not None and not seconds > 0:
+        raise ConfigError(f"--budget must be more than 0 seconds, got {seconds:g}")
+    return Budget(total_s=math.inf if seconds is None else seconds)
+
+
+def _pool_size(
+    dataset: str, data_dir: str | os.PathLike[str] | None, count: int, space: SearchSpace, k: int
+) -> int:
+    """Problems to sample: ``count``, or enough for the largest batch to be full.
+
+    The largest candidate needs :data:`FILL_FACTOR` sequences per batch slot
+    (``k`` sequences per problem in a sampling mode); trials of smaller batches
+    measure a prefix of the same sample.  Never more than the dataset holds, and
+    never fewer than ``count`` (a too-small dataset is refused by the workload).
+    """
+    from evaluation.datasets import load_problems
+
+    largest = max(config.batch_size or 1 for config in space.largest_batch_configs())
+    wanted = math.ceil(FILL_FACTOR * largest / k)
+    if count < 1 or wanted <= count:
+        return count
+    return max(count, min(wanted, len(load_problems(dataset, data_dir=data_dir))))
+
+
+@dataclass(frozen=True, slots=True)
+class _Search:
+    """How the search ended: its budget and why it stopped."""
+
+    budget: Budget
+    reason: str
+
+    def record(self, profile: Profile, *, feasible: bool) -> Profile:
+        """``profile`` with the budget, what was used and the stop reason in its study record."""
+        if profile.study is None:
+            return profile
+        total = self.budget.total_s
+        study = dataclasses.replace(
+            profile.study,
+            budget_s=None if math.isinf(total) else total,
+            budget_used_s=round(self.budget.used_s(), 1),
+            stop_reason=self.stop_reason(feasible=feasible),
+        )
+        return dataclasses.replace(profile, study=study)
+
+    def stop_reason(self, *, feasible: bool) -> str:
+        return self.reason if feasible or self.reason == STOP_REFERENCE else STOP_NO_FEASIBLE
+
+    def fields(self, *, feasible: bool) -> dict[str, object]:
+        """The :class:`TuneOutcome` fields."""
+        return {
+            "stop_reason": self.stop_reason(feasible=feasible),
+            "budget_s": self.budget.total_s,
+            "budget_used_s": self.budget.used_s(),
+        }
 
 
 _WORKLOAD_KEY = "workload_key"
@@ -144,19 +233,35 @@ def _check_same_workload(study: optuna.Study, workload: Workload) -> None:
 
 
 def _finish(
-    study: optuna.Study, workload: Workload, hardware: Hardware, storage: str, root: Path
+    study: optuna.Study,
+    workload: Workload,
+    hardware: Hardware,
+    storage: str,
+    root: Path,
+    run: RunShape,
+    max_batch_size: int | None,
+    search: _Search,
 ) -> TuneOutcome:
     from tuner.profiles import save_profile
     from tuner.reports.plots import save_plots
     from tuner.reports.tune import baseline_of, build_profile
+    from tuner.search.run_profile import best_row, fit_profile
     from tuner.search.study import trial_rows
 
     rows = tuple(trial_rows(study))
-    best = next((r for r in rows if r.is_feasible), None)
+    best = best_row(study, rows, run)
     baseline = baseline_of(study, best)
     if best is None or baseline is None:
-        return TuneOutcome(rows=rows, baseline=baseline)
-    profile = build_profile(best, baseline, workload, hardware, storage, study.study_name)
+        return TuneOutcome(rows=rows, baseline=baseline, **search.fields(feasible=False))
+    profile = fit_profile(
+        study,
+        rows,
+        run,
+        lambda row: build_profile(row, baseline, workload, hardware, storage, study.study_name),
+        existing=_previous_profile(workload.model, hardware, root),
+        extra_workload={"max_batch_size": max_batch_size} if max_batch_size else None,
+    )
+    profile = search.record(profile, feasible=True)
     path = save_profile(profile, root)
     plots, notes = save_plots(study, list(rows), path.with_suffix(""))
     return TuneOutcome(
@@ -167,13 +272,13 @@ def _finish(
         path=path,
         plots=tuple(plots),
         notes=tuple(notes),
+        **search.fields(feasible=True),
     )
 
 
 def _space(
     backends: Sequence[str] | None,
     hardware: Hardware,
-    count: int,
     max_batch_size: int | None,
     max_new_tokens: int,
 ) -> SearchSpace:
@@ -189,14 +294,13 @@ def _space(
         )
     if "vllm" in chosen and not is_available():
         raise BackendUnavailableError("--backend vllm: vLLM is not installed")
-    limit = min(max_batch_size or count, count)
-    if limit < 1:
+    if max_batch_size is not None and max_batch_size < 1:
         raise ConfigError(f"--max-batch-size must be >= 1, got {max_batch_size}")
     return SearchSpace.for_machine(
         chosen,
         has_gpu=bool(hardware.gpus),
         num_gpus=len(hardware.gpus),
-        max_batch_size=limit,
+        max_batch_size=max_batch_size,
         max_new_tokens=max_new_tokens,
     )
 
@@ -206,5 +310,10 @@ def _previous_config(model: str, hardware: Hardware, root: Path) -> ProfileConfi
 
     A corrupted file there fails now, before any trial, rather than at saving time.
     """
+    previous = _previous_profile(model, hardware, root)
+    return previous.config if previous is not None else None
+
+
+def _previous_profile(model: str, hardware: Hardware, root: Path) -> Profile | None:
     path = find_profile(model, hardware_id(hardware), root)
-    return load_profile(path).config if path is not None else None
+    return load_profile(path) if path is not None else None
