@@ -60,8 +60,10 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     option(
         parser,
         "batch_size",
-        type=int,
-        help="requests decoded together (the backend's batch setting, e.g. vLLM's max_num_seqs)",
+        type=_batch_size,
+        metavar="N|auto",
+        help="requests decoded together (the backend's batch setting, e.g. vLLM's max_num_seqs);"
+        " auto: this machine's profile's batch for the run, else the probe's confirmed maximum",
     )
     flags.add_dtype(parser)
     option(
@@ -119,6 +121,16 @@ def _add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _batch_size(text: str) -> int | str:
+    """argparse type of ``--batch-size``: a whole number, or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want a whole number or auto, got {text!r}") from None
+
+
 def parse_engine_args(pairs: Sequence[str] | None) -> dict[str, object]:
     """``["enforce_eager=true", "max_num_seqs=64"]`` -> typed settings (plain YAML values)."""
     from common.limits import load_plain_value
@@ -141,37 +153,47 @@ def request_from_args(args: argparse.Namespace) -> EvalRequest:
     fields = {
         name: getattr(args, name)
         for name in EvalRequest.__dataclass_fields__
-        if name not in ("engine_args", "profile", "mode", "apply_chat_template", "stop")
+        if name
+        not in (
+            "engine_args",
+            "profile",
+            "mode",
+            "apply_chat_template",
+            "stop",
+            "batch_size_source",
+        )
     }
-    return EvalRequest(
-        **fields,
+    request = EvalRequest(
+        **fields | {"batch_size": None if args.batch_size == "auto" else args.batch_size},
         apply_chat_template=prompt["chat_template"],
         stop=prompt["stop"],
         mode=args.agent or args.mode,
         engine_args=parse_engine_args(args.engine_arg),
-        profile=_profile_settings(args),
+        profile=_profile_settings(args.profile, args.model),
     )
+    return auto_batch_size(request) if args.batch_size == "auto" else request
 
 
-def _profile_settings(args: argparse.Namespace) -> ProfileSettings | None:
-    if not args.profile:
+def _profile_settings(spec: str | None, model: str | None) -> ProfileSettings | None:
+    if not spec:
         return None
+    from commands.profile_choice import profile_settings
     from tuner.profiles import resolve_profile
 
-    resolved = resolve_profile(args.profile, args.model)
+    resolved = resolve_profile(spec, model)
     for warning in resolved.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    profile = resolved.profile
-    if profile is None:  # --profile none
+    if resolved.profile is None:  # --profile none
         return None
-    return ProfileSettings(
-        path=str(resolved.path),
-        backend=profile.config.backend,
-        engine=resolved.settings,
-        hardware_id=profile.hardware_id,
-        created=profile.created,
-        prompt=profile.workload.get("prompt"),
-    )
+    return profile_settings(resolved.profile, resolved.path)
+
+
+def auto_batch_size(request: EvalRequest) -> EvalRequest:
+    """``--batch-size auto``: the batch of this machine's valid profile for the run, else
+    the probe's confirmed maximum (a quick probe of the model on the run's dataset)."""
+    from commands.profile_choice import auto_batch
+
+    return auto_batch(request)
 
 
 def run(args: argparse.Namespace) -> int:

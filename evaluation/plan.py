@@ -12,6 +12,7 @@ size, dtype, engine args), which always win.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from evaluation.prompts import (
     prompt_differences,
     resolve_chat_template,
 )
-from evaluation.request import EvalRequest, ProfileSettings
+from evaluation.request import EvalRequest, ProfileSettings, mode_key, samples_per_problem
 from evaluation.results import (
     SCHEMA_VERSION,
     check_resumable,
@@ -165,9 +166,10 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
     count = request.count
     count = count if count is not None else (len(stored["problem_ids"]) if stored else 0)
     problems = load_problems(dataset, data_dir=request.data_dir, start=start, count=count)
+    mode_settings = mode.settings()
+    request = _for_run(request, mode_name, mode_settings, len(problems))
     backend, engine, profile = _engine_plan(request, stored)
     engine = _sized_for_prompts(backend, engine, model, mode, problems)
-    mode_settings = mode.settings()
     warnings = _prompt_mismatch(request.profile, profile, mode_settings["prompt"])
     settings = {
         "schema_version": SCHEMA_VERSION,
@@ -181,6 +183,7 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
         "backend": backend,
         "engine": engine,
         "profile": profile,
+        **_batch_source(request, backend, engine),
         "environment": environment(),
         "sessions": [*(stored or {}).get("sessions", []), _session(backend, engine)],
     }
@@ -199,6 +202,31 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
     )
 
 
+def _for_run(request: EvalRequest, mode_name: str, mode_settings: dict, count: int) -> EvalRequest:
+    """``request`` with its profile's entry for this run: its mode and number of problems.
+
+    A batch-only profile (``--batch-size auto``) becomes the request's batch size.
+    """
+    profile = request.profile
+    if profile is None:
+        return request
+    num_runs = (mode_settings.get("agent") or {}).get("num_runs")
+    samples = samples_per_problem(mode_name, num_runs)
+    profile = profile.for_run(mode_key(mode_name, num_runs), count, samples)
+    if not profile.is_batch_only:
+        return dataclasses.replace(request, profile=profile)
+    batch = profile.engine.get(batch_field(profile.backend))
+    return dataclasses.replace(request, profile=profile, batch_size=batch)
+
+
+def _batch_source(request: EvalRequest, backend: str, engine: dict) -> dict[str, object]:
+    """``batch_size_source`` and the batch it chose, for ``run.json`` (``--batch-size auto``)."""
+    if request.batch_size_source is None:
+        return {}
+    return {"batch_size_source": request.batch_size_source,
+            "batch_size": engine.get(batch_field(backend))}  # fmt: skip
+
+
 def _engine_plan(
     request: EvalRequest, stored: dict | None
 ) -> tuple[str, dict[str, object], dict[str, object] | None]:
@@ -207,15 +235,21 @@ def _engine_plan(
     backend = (
         request.backend
         or (stored or {}).get("backend")
-        or (profile.backend if profile else None)
+        or (profile.backend if profile and not profile.is_batch_only else None)
         or "transformers"
     )
-    # a profile's knobs are for its own backend; another backend asked for explicitly ignores them
+    # a profile's knobs are for its own backend; another backend asked for explicitly ignores
+    # them; a batch-only profile gave its batch as the request's already
     applied = profile if profile and request.backend in (None, profile.backend) else None
+    applied = None if profile and profile.is_batch_only else applied
     last = stored["sessions"][-1] if stored and stored.get("sessions") else {}
     previous = last.get("requested") if last.get("backend") == backend else None
     engine = engine_settings(request, applied, previous, backend)
-    record = profile.as_record(is_applied=applied is not None) if profile else None
+    record = (
+        profile.as_record(is_applied=applied is not None or profile.is_batch_only)
+        if profile
+        else None
+    )
     return backend, engine, record
 
 

@@ -9,6 +9,7 @@ reads a profile file or an argparse namespace.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -20,8 +21,30 @@ from engines.registry import backend_names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileChoice:
+    """One tuned entry of a profile: its configuration for runs of ``mode``
+    (:func:`mode_key`) with ``min_count`` to ``max_count`` problems (``None``: no bound)."""
+
+    mode: str
+    backend: str
+    engine: Mapping[str, object] = field(default_factory=dict)
+    batch_size: int | None = None
+    min_count: int = 1
+    max_count: int | None = None
+
+    def covers(self, mode: str, count: int) -> bool:
+        upper = self.max_count is None or count <= self.max_count
+        return self.mode == mode and self.min_count <= count and upper
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProfileSettings:
-    """A tuned profile as a run applies it: a backend and engine settings, and where from."""
+    """A tuned profile as a run applies it: a backend and engine settings, and where from.
+
+    ``choices`` are the profile's entries per mode and range of counts; the plan
+    applies the one for the run (:meth:`for_run`), once its count is known.
+    ``is_batch_only`` (``--batch-size auto``): only the batch setting applies.
+    """
 
     path: str
     backend: str
@@ -31,18 +54,51 @@ class ProfileSettings:
     # the prompt settings the profile was tuned under (PromptSettings.tuned_record());
     # None for a profile older than that record
     prompt: Mapping[str, object] | None = None
+    choices: tuple[ProfileChoice, ...] = ()
+    max_batch_size: int | None = None  # the probe's maximum the tune was given, if any
+    is_batch_only: bool = False
+    entry: Mapping[str, object] | None = None  # which choice applies, set by for_run
 
     def as_record(self, *, is_applied: bool = True) -> dict[str, object]:
         """The ``profile`` entry of ``run.json``; an explicit other backend ignores the knobs."""
         if not is_applied:
             return {"backend": self.backend, "engine": {}, "path": self.path, "ignored": True}
-        return {
+        record = {
             "backend": self.backend,
             "engine": dict(self.engine),
             "path": self.path,
             "hardware_id": self.hardware_id,
             "created": self.created,
         }
+        extra = {"entry": self.entry, "batch_only": self.is_batch_only or None}
+        return record | {k: v for k, v in extra.items() if v is not None}
+
+    def for_run(self, mode: str, count: int, samples_per_problem: int) -> ProfileSettings:
+        """The settings of the entry for a run of ``count`` problems in ``mode``.
+
+        The mode's own entry when it was tuned; else the standard entry with its
+        batch scaled by ``samples_per_problem`` (k samples put k sequences in flight),
+        capped at :attr:`max_batch_size` when the tune recorded one.
+        """
+        from engines.registry import batch_field
+
+        found = [c for c in self.choices if c.covers(mode, count)]
+        base = found or [c for c in self.choices if c.covers("standard", count)]
+        if not base:
+            return self
+        choice, engine = base[0], dict(base[0].engine)
+        entry: dict[str, object] = {"mode": choice.mode, "min_count": choice.min_count,
+                                    "max_count": choice.max_count, "count": count}  # fmt: skip
+        knob = batch_field(choice.backend)
+        batch = choice.batch_size or engine.get(knob)
+        if not found and samples_per_problem > 1 and isinstance(batch, int):
+            scaled = batch * samples_per_problem
+            scaled = min(scaled, self.max_batch_size) if self.max_batch_size else scaled
+            engine[knob] = scaled
+            entry["scaled_for_mode"] = {"mode": mode, "samples_per_problem": samples_per_problem,
+                                        "from": batch, "to": scaled,
+                                        "cap": self.max_batch_size}  # fmt: skip
+        return dataclasses.replace(self, backend=choice.backend, engine=engine, entry=entry)
 
 
 def samples_per_problem(mode: str | None, num_runs: int | None = None) -> int:
@@ -85,6 +141,9 @@ class EvalRequest:
     mode: str | None = None
     backend: str | None = None
     batch_size: int | None = None
+    # who chose batch_size for --batch-size auto: "profile" (``profile`` is batch-only
+    # then, batch_size None) or "probe"; None when the user gave a number or nothing
+    batch_size_source: str | None = None
     dtype: str | None = None
     engine_args: Mapping[str, object] = field(default_factory=dict)
     profile: ProfileSettings | None = None
@@ -109,6 +168,10 @@ class EvalRequest:
         if self.backend is not None and self.backend not in backend_names():
             raise ConfigError(
                 f"unknown backend {self.backend!r}; choose one of: {', '.join(backend_names())}"
+            )
+        if self.batch_size_source not in (None, "profile", "probe"):
+            raise ConfigError(
+                f"batch_size_source must be profile or probe, not {self.batch_size_source!r}"
             )
         if self.round is not None and not SAFE_NAME.fullmatch(self.round):
             raise ConfigError(
