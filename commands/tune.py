@@ -73,6 +73,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flags.add_seed(parser, default=None, help="sampler seed (reproducible suggestions)")
     flags.add_data_dir(parser)
     flags.add_profiles_dir(parser)
+    _add_run_arguments(parser)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run tuned for: the study minimises its predicted wall time."""
+    option(
+        parser,
+        "for_count",
+        type=int,
+        metavar="N",
+        help="problems of the run to tune for (default: the dataset's size): minimised is"
+        " load + warm-up + N / throughput",
+    )
+    option(parser, "mode", default="standard", help="run mode to tune for (default: standard)")
+    option(parser, "num_runs", type=int, help="majority_vote: samples per problem, k (default: 5)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
         profiles_dir=args.profiles_dir,
         storage=args.storage,
         study_name=args.study_name,
+        for_count=args.for_count,
+        mode=args.mode,
+        num_runs=args.num_runs,
         **flags.prompt_options(args),
         log=console.print,
     )
