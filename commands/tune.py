@@ -2,12 +2,14 @@
 
 Example::
 
-    infertune tune --model synthetic:small --dataset gsm8k --n-trials 20
+    infertune tune --model synthetic:small --dataset gsm8k --budget 5m
     infertune tune ... --storage journal:/shared/tune.log --study-name s1   # one more worker
 
 A thin wrapper around :func:`tuner.search.tuning.run_tuning`: every input check happens
-before the first trial.  Exit codes: 0 with a profile written, 1 when no trial was
-feasible, 2 on bad input.
+before the first trial.  ``--budget`` bounds the whole tune's wall clock (default 10m);
+a live line shows trials done, the best so far and the time left (on a terminal; a
+plain line per trial otherwise).  Exit codes: 0 with a profile written, 1 when no
+trial was feasible, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -17,11 +19,35 @@ from typing import TYPE_CHECKING
 
 from commands import flags
 from commands.flags import option
+from engines.errors import ConfigError
 from tuner.answer_parity import DEFAULT_THRESHOLD
 from tuner.measurement.workload import DEFAULT_CANARY, DEFAULT_MAX_NEW_TOKENS, DEFAULT_SIZE
+from tuner.search.budget import DEFAULT_BUDGET_S, format_duration, parse_duration
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tuner.search.budget import TuneProgress
     from tuner.search.tuning import TuneOutcome
+
+
+def duration(text: str) -> float:
+    """argparse type of ``--budget``: its errors are argparse's one-line usage errors."""
+    try:
+        return parse_duration(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix(f"--budget {text!r}: ")) from None
+
+
+def seconds(text: str) -> float:
+    """argparse type of the hidden ``--timeout``: plain seconds, > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"want seconds greater than 0, got {text!r}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +60,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         aliases=("--backends",),
     )
     option(parser, "n_trials", type=int, default=20, help="total trials of the study (default: 20)")
-    option(parser, "timeout", type=float, help="stop starting trials after this many seconds")
+    option(
+        parser,
+        "budget",
+        type=duration,
+        default=DEFAULT_BUDGET_S,
+        metavar="DURATION",
+        help="wall clock for the whole tune, e.g. 90s, 10m, 1h30m or seconds (default:"
+        f" {format_duration(DEFAULT_BUDGET_S)}); trials that cannot finish in it are not"
+        " started",
+    )
+    # the older name, in seconds: a later --budget or --timeout wins, as argparse does
+    parser.add_argument("--timeout", dest="budget", type=seconds, help=argparse.SUPPRESS)
     option(
         parser,
         "storage",
@@ -97,30 +134,59 @@ def run(args: argparse.Namespace) -> int:
     from tuner.search.tuning import run_tuning
 
     console = Console(stderr=True)
-    outcome = run_tuning(
-        args.model,
-        args.dataset,
-        n_trials=args.n_trials,
-        backends=args.backend,
-        count=args.count,
-        canary_size=args.canary_size,
-        parity_threshold=args.parity_threshold,
-        max_new_tokens=args.max_new_tokens,
-        max_batch_size=args.max_batch_size,
-        trial_timeout=args.trial_timeout,
-        timeout=args.timeout,
-        seed=args.seed,
-        data_dir=args.data_dir,
-        profiles_dir=args.profiles_dir,
-        storage=args.storage,
-        study_name=args.study_name,
-        for_count=args.for_count,
-        mode=args.mode,
-        num_runs=args.num_runs,
-        **flags.prompt_options(args),
-        log=console.print,
-    )
+    with _ProgressLine(console) as progress:
+        outcome = run_tuning(
+            args.model,
+            args.dataset,
+            n_trials=args.n_trials,
+            backends=args.backend,
+            count=args.count,
+            canary_size=args.canary_size,
+            parity_threshold=args.parity_threshold,
+            max_new_tokens=args.max_new_tokens,
+            max_batch_size=args.max_batch_size,
+            trial_timeout=args.trial_timeout,
+            budget_s=args.budget,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            profiles_dir=args.profiles_dir,
+            storage=args.storage,
+            study_name=args.study_name,
+            for_count=args.for_count,
+            mode=args.mode,
+            num_runs=args.num_runs,
+            **flags.prompt_options(args),
+            progress=progress,
+            log=progress.log,
+        )
     return _render(outcome)
+
+
+class _ProgressLine:
+    """The live line: a rich status on a terminal, else one plain line after each trial."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.status = console.status("tune: starting") if console.is_terminal else None
+
+    def __enter__(self) -> _ProgressLine:
+        if self.status is not None:
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def __call__(self, progress: TuneProgress) -> None:
+        text = f"tune: {progress.describe()}"
+        if self.status is not None:
+            self.status.update(text)
+        elif progress.running is None:
+            self.console.print(text, markup=False, highlight=False)
+
+    def log(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False)
 
 
 def _render(outcome: TuneOutcome) -> int:
@@ -131,11 +197,18 @@ def _render(outcome: TuneOutcome) -> int:
 
     out = Console(width=max(Console().width, 140))
     out.print(trial_table(list(outcome.rows), outcome.baseline))
+    budget = "no budget" if outcome.budget_s == float("inf") else format_duration(outcome.budget_s)
+    out.print(
+        f"stopped: {outcome.stop_reason}; used {format_duration(outcome.budget_used_s)}"
+        f" of {budget}",
+        markup=False,
+    )
     best, profile = outcome.best, outcome.profile
     if profile is None or best is None:
         out.print(
-            "[red]no feasible trial[/]: every configuration failed or changed answers;"
-            " raise --n-trials, lower --parity-threshold, or check the messages above"
+            "[red]no feasible trial[/]: every configuration failed or changed answers, or none"
+            " fitted in the budget; raise --budget or --n-trials, lower --parity-threshold,"
+            " or check the messages above"
         )
         return 1
     out.print(

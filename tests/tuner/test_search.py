@@ -93,19 +93,20 @@ def test_an_oom_trial_is_recorded_infeasible_and_the_study_completes(tmp_path, t
     )
     settings = StudySettings(model=TINY, n_trials=3, seed=0)
     study = open_study(f"sqlite:///{tmp_path / 's.db'}", "oom", settings)
-    seed_study(study, space, None)  # the reference, then batch 4: above the injected limit
+    seed_study(study, space, None)  # batch 4 first: above the injected limit
+    study.enqueue_trial(space.params_of(space.smallest_batch_configs()[0]))
     objective = Objective(
         space, tiny_workload, settings, env={"INFERTUNE_FAULT": "oom_above_batch:2"}
     )
-    optimize(study, objective, settings)
+    assert optimize(study, objective, settings) == "n_trials"
     trials = study.get_trials()
     assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
-    oom = trials[1]
+    oom = trials[0]
     assert oom.params["batch_size"] == 4 and oom.user_attrs["status"] == "oom"
     assert not is_feasible(oom) and oom.value == math.inf  # never finishes: ranked last
     assert any(k.startswith("constraints") for k in oom.system_attrs)  # Optuna's constraints
-    assert is_feasible(trials[0]) and trials[0].user_attrs["agreement"] == 1.0
-    assert study.best_trial.number != 1  # Optuna itself skips the infeasible trial
+    assert is_feasible(trials[1]) and trials[1].user_attrs["agreement"] == 1.0
+    assert study.best_trial.number != 0  # Optuna itself skips the infeasible trial
 
 
 def _tune(args, **kwargs):
@@ -138,6 +139,8 @@ def test_two_workers_share_one_study_without_loss_or_duplication(tmp_path):
         "3",
         "--n-trials",
         "4",
+        "--max-batch-size",
+        "6",
         "--storage",
         storage,
         "--study-name",
@@ -156,9 +159,9 @@ def test_two_workers_share_one_study_without_loss_or_duplication(tmp_path):
     trials = study.get_trials()
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    # The seeds (the reference and the largest batch) ran once each, not once per worker.
+    # The seed (the largest batch) ran once, not once per worker.
     seeded = [t.system_attrs["fixed_params"] for t in trials if "fixed_params" in t.system_attrs]
-    assert sorted(p["batch_size"] for p in seeded) == [1, 6]
+    assert sorted(p["batch_size"] for p in seeded) == [6]
 
 
 def test_tune_writes_a_profile_that_beats_batch_1_and_eval_uses_it(tmp_path):
@@ -225,14 +228,14 @@ def test_tune_writes_a_profile_that_beats_batch_1_and_eval_uses_it(tmp_path):
     assert settings["engine"]["stopping"] == profile["config"]["settings"]["stopping"]
 
 
-def test_study_is_seeded_with_the_reference_then_each_backends_largest_batch(tmp_path):
+def test_study_is_seeded_with_each_backends_largest_batch(tmp_path):
     space = SearchSpace(backends=("transformers", "vllm"), batch_sizes=(1, 4, 16))
     study = open_study(f"sqlite:///{tmp_path / 's.db'}", "seed", StudySettings(model=TINY))
     seed_study(study, space, None)
     seed_study(study, space, None)  # a second worker enqueues nothing again
     waiting = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
+    # no batch-1 reference trial: the reference runs on the canaries alone, outside the trials
     assert [(p["backend"], p.get("batch_size"), p.get("max_num_seqs")) for p in waiting] == [
-        ("transformers", 1, None),
         ("transformers", 16, None),
         ("vllm", None, 16),
     ]

@@ -20,6 +20,7 @@ configurations (e.g. a speedup report).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -151,6 +152,26 @@ def parity_report(
 def _comparable(result: TrialResult, reference: TrialResult) -> bool:
     count = len(reference.canary_token_ids)
     return result.is_ok and count > 0 and len(result.canary_token_ids) == count
+
+
+def workload_prefix(workload: Workload, size: int) -> Workload:
+    """The first ``size`` problems of ``workload`` (all of them when it has fewer).
+
+    A prefix of a seeded sample is itself a seeded sample, so a trial that needs
+    more problems than another measures a superset of them, canaries first.
+    """
+    size = min(size, workload.size)
+    if size == workload.size:
+        return workload
+    lengths = workload.output_lengths
+    return dataclasses.replace(
+        workload,
+        problem_ids=workload.problem_ids[:size],
+        prompts=workload.prompts[:size],
+        answers=workload.answers[:size],
+        output_lengths=None if lengths is None else lengths[:size],
+        num_canary=min(workload.num_canary, size),
+    )
 
 
 def run_trial(

@@ -24,7 +24,7 @@ from tuner.profiles import (
     StudyRef,
     model_revision,
 )
-from tuner.search.study import references
+from tuner.search.reference import references
 from tuner.search.trials import PARITY_ATTRS, TrialRow
 
 MAX_ROWS = 25
@@ -144,6 +144,8 @@ def _parity(row: TrialRow) -> str:
 
 
 def _result(row: TrialRow) -> str:
+    if row.status == "skipped":  # not started: it could not finish in the budget left
+        return row.message[:70]
     if row.state == "PRUNED":
         return "pruned"
     if row.status not in (None, "ok"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ KNOBS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("attn_implementation", "attn_implementation", "attn_implementations"),
     ),
     "vllm": (
-        ("max_num_seqs", "max_num_seqs", "batch_sizes"),
+        ("max_num_seqs", "max_num_seqs", "num_seqs"),
         ("max_num_batched_tokens", "max_num_batched_tokens", "max_num_batched_tokens"),
         ("enable_prefix_caching", "enable_prefix_caching", "enable_prefix_caching"),
         ("enforce_eager", "enforce_eager", "enforce_eager"),
@@ -41,6 +42,8 @@ KNOBS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("attn_implementation", "attn_implementation", "attn_implementations"),
     ),
 }
+# vLLM's own max_num_seqs when none is set: a profile must be able to reach (and beat) it
+VLLM_DEFAULT_MAX_NUM_SEQS = 256
 CB_PAGE_SIZE = 64
 CB_PROMPT_ALLOWANCE = 512  # tokens per row reserved for the prompt in the CB KV cache
 
@@ -55,10 +58,14 @@ def power_of_two_sizes(limit: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SearchSpace:
-    """Choices for every knob; a backend's knobs are searched only under that backend."""
+    """Choices for every knob; a backend's knobs are searched only under that backend.
+
+    ``num_seqs`` are vLLM's ``max_num_seqs`` choices (empty: the ``batch_sizes``).
+    """
 
     backends: tuple[str, ...]
     batch_sizes: tuple[int, ...]
+    num_seqs: tuple[int, ...] = ()
     dtypes: tuple[str, ...] = ("float32",)
     stoppings: tuple[str, ...] = ("post", "per_row")
     sort_by_length: tuple[bool, ...] = (True, False)
@@ -79,8 +86,10 @@ class SearchSpace:
         for name in ("batch_sizes", "dtypes", "stoppings", "sort_by_length"):
             if not getattr(self, name):
                 raise ConfigError(f"SearchSpace.{name} needs at least one choice")
-        if min(self.batch_sizes) < 1:
-            raise ConfigError(f"batch sizes must be >= 1, got {self.batch_sizes}")
+        if not self.num_seqs:  # resolved once here, so every reader sees one tuple
+            object.__setattr__(self, "num_seqs", self.batch_sizes)
+        if min(self.batch_sizes) < 1 or min(self.num_seqs) < 1:
+            raise ConfigError(f"batch sizes must be >= 1, got {self.batch_sizes}, {self.num_seqs}")
 
     @classmethod
     def for_machine(
@@ -89,13 +98,21 @@ class SearchSpace:
         *,
         has_gpu: bool,
         num_gpus: int,
-        max_batch_size: int,
+        max_batch_size: int | None,
         max_new_tokens: int,
     ) -> SearchSpace:
-        """The default space for a machine: CPU float32 only, GPU dtypes and vLLM graphs."""
+        """The default space for a machine: CPU float32 only, GPU dtypes and vLLM graphs.
+
+        Batch sizes reach ``max_batch_size`` (the probe's maximum; unknown: vLLM's
+        default), and vLLM's ``max_num_seqs`` reaches its default 256 as well:
+        vLLM admits no more sequences than its KV cache holds, so a larger value
+        costs nothing, and the evaluation runs with it when no profile is applied.
+        """
+        largest = max_batch_size or VLLM_DEFAULT_MAX_NUM_SEQS
         return cls(
             backends=backends,
-            batch_sizes=power_of_two_sizes(max_batch_size),
+            batch_sizes=power_of_two_sizes(largest),
+            num_seqs=power_of_two_sizes(max(largest, VLLM_DEFAULT_MAX_NUM_SEQS)),
             # bfloat16 on a CPU without native support is slow and not batch-invariant.
             dtypes=("bfloat16", "float16", "float32") if has_gpu else ("float32",),
             # CUDA graphs / torch.compile only pay off on GPU; on CPU they cost startup.
@@ -144,14 +161,18 @@ class SearchSpace:
 
     def largest_batch_configs(self) -> list[ProfileConfig]:
         """Per backend, its largest batch with the first choice of every other knob."""
-        configs = []
-        for backend in self.backends:
-            params = {"backend": backend, "dtype": self.dtypes[0]}
-            for param, setting, field in KNOBS[backend]:
-                choices = getattr(self, field)
-                params[param] = max(choices) if setting == batch_field(backend) else choices[0]
-            configs.append(self.config_of(params))
-        return configs
+        return [self._with_batch(backend, max) for backend in self.backends]
+
+    def _with_batch(self, backend: str, pick: Callable[[tuple[int, ...]], int]) -> ProfileConfig:
+        params = {"backend": backend, "dtype": self.dtypes[0]}
+        for param, setting, field in KNOBS[backend]:
+            choices = getattr(self, field)
+            params[param] = pick(choices) if setting == batch_field(backend) else choices[0]
+        return self.config_of(params)
+
+    def smallest_batch_configs(self) -> list[ProfileConfig]:
+        """Per backend, its smallest batch with the first choice of every other knob."""
+        return [self._with_batch(backend, min) for backend in self.backends]
 
     def grid(self) -> list[ProfileConfig]:
         """Every configuration of the space (the exhaustive baseline of the benchmark)."""
