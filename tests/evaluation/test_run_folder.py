@@ -43,9 +43,10 @@ def _eval_process(*flags: str, env: dict[str, str] | None = None) -> subprocess.
     )  # fmt: skip
 
 
-def _frozen_after_first_batch(results: Path) -> subprocess.Popen:
+def _frozen_after_first_batch(results: Path, *flags: str) -> subprocess.Popen:
     """An eval process stopped (SIGSTOP) right after its first batch reached the disk."""
-    process = _eval_process(*FLAGS, "--results_dir", str(results), env={STOP_AFTER_BATCH_ENV: "1"})
+    env = {STOP_AFTER_BATCH_ENV: "1"}
+    process = _eval_process(*FLAGS, *flags, "--results_dir", str(results), env=env)
     _, status = os.waitpid(process.pid, os.WUNTRACED)
     assert os.WIFSTOPPED(status), process.communicate(timeout=60)
     return process
@@ -119,3 +120,19 @@ def test_a_signal_stops_with_one_line_reports_and_a_resumable_folder(
 
     assert run_eval("--resume", str(run_dir)) == 0
     assert len(problem_records(run_dir)) == 8
+
+
+def test_sigterm_stops_an_agent_run_that_then_resumes(run_eval, tmp_path: Path) -> None:
+    agent = ("--agent", "majority_vote", "--num_runs", "2", "--temperature", "0.7")
+    process = _frozen_after_first_batch(tmp_path / "results", *agent)
+    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGCONT)
+    _, err = process.communicate(timeout=60)
+    run_dir = only_run_dir(tmp_path / "results")
+    assert process.returncode == 143, err
+    assert err.splitlines()[-1].endswith(f"stopped by SIGTERM; resume with --resume {run_dir}")
+    assert "Traceback" not in err
+
+    assert run_eval("--resume", str(run_dir)) == 0
+    records = problem_records(run_dir)
+    assert len(records) == len({r["id"] for r in records}) == 8
