@@ -1,0 +1,88 @@
+"""eval applies the profile entry for its run (count and mode), and --batch-size auto,
+through the real command on synthetic:tiny; run.json says what decided."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.evaluation.conftest import only_run_dir
+from tests.tuner.test_run_objective import TINY, add_trials, fitted, study_in
+from tuner.measurement.workload import build_workload
+from tuner.profiles import Profile, save_profile
+from tuner.search.objective_wall import RunShape
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
+    """Standard: batch 2 up to 44 problems, batch 8 from 45; majority_vote/k3: batch 4."""
+    folder = tmp_path_factory.mktemp("study")
+    workload = build_workload(TINY, "synthetic", size=6, max_new_tokens=8, num_canary=3)
+    standard = study_in(folder, "standard")
+    add_trials(standard)
+    profile = fitted(standard, workload, RunShape(for_count=1000))
+    voting = study_in(folder, "vote")
+    add_trials(voting, ((4, 1.0, 2.0, 1.0),), samples=3)
+    run = RunShape(for_count=50, mode_key="majority_vote/k3", samples_per_problem=3)
+    return fitted(voting, workload, run, existing=profile)
+
+
+def run_json(run_eval, tmp_path: Path, *flags: str) -> dict:
+    results = tmp_path / "r" / "-".join(flags).replace("/", "_")[-80:]
+    assert run_eval(*flags, results=results) == 0
+    return json.loads((only_run_dir(results) / "run.json").read_text())
+
+
+def test_the_entry_for_the_run_s_count_applies(run_eval, profile, tmp_path: Path) -> None:
+    path = str(save_profile(profile, tmp_path / "profiles"))
+    small = run_json(run_eval, tmp_path, "--profile", path, "--count", "5")
+    assert small["engine"]["batch_size"] == 2
+    assert small["profile"]["entry"] == {"mode": "standard", "min_count": 1, "max_count": 44,
+                                         "count": 5}  # fmt: skip
+    large = run_json(run_eval, tmp_path, "--profile", path, "--count", "50")
+    assert large["engine"]["batch_size"] == 8 and large["profile"]["entry"]["min_count"] == 45
+
+
+def test_the_entry_for_the_run_s_mode_applies(run_eval, profile, tmp_path: Path) -> None:
+    path = str(save_profile(profile, tmp_path / "profiles"))
+    agent = ("--profile", path, "--agent", "majority_vote", "--count", "3")
+    tuned = run_json(run_eval, tmp_path, *agent, "--num_runs", "3")
+    assert tuned["engine"]["batch_size"] == 4
+    assert tuned["profile"]["entry"]["mode"] == "majority_vote/k3"
+    # k=2 was not tuned: the standard entry's batch for 3 problems (2) times 2 samples
+    scaled = run_json(run_eval, tmp_path, *agent, "--num_runs", "2")
+    assert scaled["engine"]["batch_size"] == 4
+    assert scaled["profile"]["entry"]["scaled_for_mode"] == {"mode": "majority_vote/k2",
+        "samples_per_problem": 2, "from": 2, "to": 4, "cap": 12}  # fmt: skip
+    # 50 problems: batch 8 times 2 is above the probe's maximum the tune recorded
+    capped = run_json(run_eval, tmp_path, "--profile", path, "--agent", "majority_vote",
+                      "--num_runs", "2", "--count", "50")  # fmt: skip
+    assert capped["engine"]["batch_size"] == 12
+
+
+def test_batch_size_auto_takes_this_machine_s_profile(
+    run_eval, profile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFERTUNE_PROFILES_DIR", str(tmp_path / "profiles"))
+    save_profile(profile)
+    settings = run_json(run_eval, tmp_path, "--batch-size", "auto", "--count", "5")
+    assert (settings["batch_size_source"], settings["batch_size"]) == ("profile", 2)
+    assert settings["engine"]["batch_size"] == 2 and settings["profile"]["batch_only"]
+    assert settings["backend"] == "transformers"
+
+
+def test_batch_size_auto_without_a_profile_probes(
+    run_eval, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFERTUNE_PROFILES_DIR", str(tmp_path / "none"))
+    settings = run_json(run_eval, tmp_path, "--batch-size", "auto", "--count", "4")
+    assert settings["batch_size_source"] == "probe" and settings["profile"] is None
+    assert settings["batch_size"] == settings["engine"]["batch_size"] >= 1
+
+
+def test_batch_size_must_be_a_number_or_auto(run_eval, capsys) -> None:
+    assert run_eval("--batch-size", "many") == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "--batch-size: want a whole number or auto, got 'many'" in line
