@@ -56,6 +56,8 @@ def test_end_to_end_writes_four_files_with_batched_speedups(speedup_run) -> None
     assert rows["transformers-bs16"]["agreement"] == 1.0
     assert all(0 <= row["agreement"] <= 1 and row["accuracy"] == 0.0 for row in rows.values())
     assert all(row["gpu_utilization_pct"] is None for row in rows.values())  # no GPU here
+    # load: from the subprocess's start to the engine ready, imports included
+    assert all(row["load_s"] > 0 and row["warmup_s"] > 0 for row in rows.values())
     assert any("tuned: skipped" in note for note in report["notes"])
     assert report["workload"]["num_problems"] == 16
     assert report["hardware_id"] == hardware_id(fingerprint())
@@ -65,7 +67,7 @@ def test_end_to_end_writes_four_files_with_batched_speedups(speedup_run) -> None
 def test_end_to_end_table_csv_and_plot(speedup_run) -> None:
     _, out = speedup_run
     markdown = (out / "speedup.md").read_text()
-    assert "| configuration | wall time | problems/s |" in markdown
+    assert "| configuration | wall time | load | problems/s |" in markdown
     assert "transformers " in markdown and "hardware: " in markdown
     assert "| baseline |" in markdown and "| 1.00x |" in markdown
     assert "| n/a | n/a |" in markdown  # GPU utilisation and energy without a GPU

@@ -2,12 +2,13 @@
 
 The configurations of the speedup table are one table, :func:`standard_configs`:
 the baseline (transformers, batch size 1), transformers at batch sizes 16 and
-32, vLLM at ``max_num_seqs`` 32 and 64, and the tuned profile of this machine
-when one exists.  :func:`run_speedup` measures each of them with
-:func:`tuner.benchmark.run_trial` (its own subprocess, warm-up excluded, a time
-limit) on the very same workload, so every row sees the same prompts, the same
-greedy decoding and the same replayed output lengths, and turns each
-:class:`~tuner.benchmark.TrialResult` into a :class:`SpeedupRow`::
+32, vLLM at ``max_num_seqs`` 32 and 64 and with every knob at its default
+(``vllm-defaults``), and the tuned profile of this machine when one exists.
+:func:`run_speedup` measures each of them with :func:`tuner.benchmark.run_trial`
+(its own subprocess, warm-up excluded, a time limit) on the very same workload,
+so every row sees the same prompts, the same greedy decoding and the same
+replayed output lengths, and turns each :class:`~tuner.benchmark.TrialResult`
+into a :class:`SpeedupRow`::
 
     workload = build_workload("synthetic:small", "gsm8k", size=64, num_canary=64)
     configs, notes = select_configs(DEFAULT_NAMES, on_gpu=False, vllm_available=True)
@@ -32,6 +33,7 @@ from tuner.answer_parity import DEFAULT_THRESHOLD
 from tuner.measurement.benchmark import TrialResult, parity_report, run_trial
 from tuner.measurement.workload import Workload
 from tuner.profiles import ProfileConfig
+from tuner.search.space import VLLM_DEFAULT_MAX_NUM_SEQS
 
 BASELINE = "baseline"
 TUNED = "tuned"
@@ -41,6 +43,7 @@ DEFAULT_NAMES = (
     "transformers-bs32",
     "vllm-seqs32",
     "vllm-seqs64",
+    "vllm-defaults",
     TUNED,
 )
 DEFAULT_TIME_LIMIT_S = 1800.0
@@ -101,6 +104,13 @@ def standard_configs(*, on_gpu: bool) -> dict[str, SpeedupConfig]:
         configs[name] = SpeedupConfig(
             name=name, backend="vllm", settings={"max_num_seqs": size, **extra}, batch_size=size
         )
+    # What `eval --backend vllm` runs with no profile: every knob at vLLM's default
+    # (max_num_seqs 256, graphs compiled, on CPU too, where that costs minutes of load),
+    # so a tuned profile is seen to beat doing nothing.  Nothing is needed for it to run
+    # at all: the engine sizes the CPU KV cache and the trial max_model_len.
+    configs["vllm-defaults"] = SpeedupConfig(
+        name="vllm-defaults", backend="vllm", settings={}, batch_size=VLLM_DEFAULT_MAX_NUM_SEQS
+    )
     return configs
 
 
@@ -154,7 +164,9 @@ class SpeedupRow:
     """One measured configuration.  Rates are ``None`` when the trial did not finish.
 
     ``settings`` are the ones asked for, ``resolved_settings`` every engine
-    setting as the engine ran it.  ``speedup`` is problems/s over the
+    setting as the engine ran it.  ``load_s`` is the time from the start of the
+    configuration's subprocess to its engine ready, ``warmup_s`` its untimed first
+    batch, ``seconds`` the timed run.  ``speedup`` is problems/s over the
     baseline's; ``accuracy`` the fraction of problems answered correctly
     (graded against the gold answers);
     ``agreement`` the fraction whose greedy answer (or, without an extracted
@@ -175,6 +187,7 @@ class SpeedupRow:
     message: str = ""
     seconds: float | None = None
     load_s: float | None = None
+    warmup_s: float | None = None
     problems_per_s: float | None = None
     output_tokens_per_s: float | None = None
     speedup: float | None = None
@@ -236,6 +249,7 @@ def make_row(
         **fields,
         seconds=result.seconds,
         load_s=result.load_s,
+        warmup_s=result.warmup_s,
         problems_per_s=result.problems_per_s,
         output_tokens_per_s=result.output_tokens_per_s,
         speedup=result.problems_per_s / baseline.problems_per_s if baseline.is_ok else None,

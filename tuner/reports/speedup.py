@@ -81,6 +81,8 @@ def _flips(row: SpeedupRow) -> str:
 COLUMNS: dict[str, Callable[[SpeedupRow], str]] = {
     "configuration": lambda r: r.name,
     "wall time": lambda r: _fmt(r.seconds, "{:.1f} s") if r.is_ok else r.status,
+    # start of the configuration's subprocess to engine ready: what each run pays once
+    "load": lambda r: _fmt(r.load_s, "{:.1f} s"),
     "problems/s": lambda r: _fmt(r.problems_per_s, "{:.3g}"),
     "output tokens/s": lambda r: _fmt(r.output_tokens_per_s, "{:.0f}"),
     "speedup": lambda r: _fmt(r.speedup, "{:.2f}x"),
@@ -144,6 +146,8 @@ def to_markdown(report: SpeedupReport) -> str:
 def parity_notes(report: SpeedupReport) -> list[str]:
     """What the parity columns mean, the fastest acceptable row, and each row that is not."""
     notes = [
+        "wall time: the timed run, after an untimed warm-up; load: from the start of the"
+        " configuration's process to its engine ready (paid once per run)",
         "accuracy: against the gold answers; agreement: same answers as the baseline (batch 1),"
         " or same tokens for a model that answers nothing; flips: right→wrong/wrong→right"
         " against the baseline; Δ accuracy and p: the change and McNemar's exact test",
