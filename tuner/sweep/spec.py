@@ -57,7 +57,9 @@ AGENT_KEYS = {"num_runs": ("num_runs", _INT), "max_iterations": ("max_iterations
 # the budget keys are `infertune tune` flags (n_trials -> --n-trials)
 # flags of eval and tune alike; chat_template: true/false (YAML's on/off) or "auto"
 PROMPT_KEYS = {"chat_template": (bool, str), "system_prompt": _STR, "stop": (list, str)}
-TUNE_OPTIONS = {"count": _INT, "n_trials": _INT, "timeout": _NUM, "trial_timeout": _NUM,
+# budget: a duration ("10m", "90s") or seconds, the wall clock of the whole tune
+TUNE_OPTIONS = {"count": _INT, "n_trials": _INT, "budget": (str, int, float), "timeout": _NUM,
+                "trial_timeout": _NUM,
                 "max_new_tokens": _INT, "max_batch_size": _INT, "seed": _INT,
                 **PROMPT_KEYS}  # fmt: skip
 TUNE_KEYS = {"enabled": _BOOL, "dataset": _STR, "backends": (list,), **TUNE_OPTIONS}
@@ -272,6 +274,13 @@ def _tune(source: Source, value: dict) -> TuneSpec:
         if dataset not in DATASETS:
             raise source.error(("tune", "dataset"), f"unknown dataset {dataset!r};"
                                f" choose one of: {', '.join(DATASETS)}")  # fmt: skip
+    if item.get("budget") is not None:  # refused now, not in a failed tune job
+        from tuner.search.budget import parse_duration
+
+        try:
+            parse_duration(str(item["budget"]), flag="budget")
+        except ValueError as error:
+            raise source.error(("tune", "budget"), str(error)) from None
     options = {k: item[k] for k in TUNE_OPTIONS if item.get(k) is not None}
     options |= _prompt(source, ("tune",), item)
     return TuneSpec(enabled=item.get("enabled", True) is not False, dataset=dataset,
