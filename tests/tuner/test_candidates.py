@@ -1,0 +1,59 @@
+"""Candidates match the evaluation: batch sizes past the workload size, full batches.
+
+The space and the per-trial workloads are built from the real dataset reader
+and tokenizer of synthetic:tiny; no trial runs here (the tiny-budget tune in
+test_tune_budget.py measures a batch of 16 on 32 problems for real).
+"""
+
+from __future__ import annotations
+
+from tuner.measurement.benchmark import workload_prefix
+from tuner.measurement.workload import build_workload
+from tuner.search.space import VLLM_DEFAULT_MAX_NUM_SEQS, SearchSpace
+from tuner.search.study import FILL_FACTOR, Objective, StudySettings
+from tuner.search.tuning import _pool_size
+
+TINY = "synthetic:tiny"
+
+
+def _space(max_batch_size: int | None, backends=("transformers", "vllm")) -> SearchSpace:
+    return SearchSpace.for_machine(
+        backends, has_gpu=False, num_gpus=0, max_batch_size=max_batch_size, max_new_tokens=8
+    )
+
+
+def test_batch_sizes_reach_the_probe_max_and_max_num_seqs_vllms_default():
+    probed = _space(512)
+    assert max(probed.batch_sizes) == 512 and max(probed.num_seqs) == 512
+    small = _space(24)  # a probe that found little room: vLLM still reaches its default
+    assert small.batch_sizes == (1, 2, 4, 8, 16, 24)
+    assert max(small.num_seqs) == VLLM_DEFAULT_MAX_NUM_SEQS
+    unknown = _space(None)  # no probe: vLLM's default for both, not the workload's 64
+    assert max(unknown.batch_sizes) == max(unknown.num_seqs) == VLLM_DEFAULT_MAX_NUM_SEQS
+    [vllm] = [c for c in small.largest_batch_configs() if c.backend == "vllm"]
+    assert vllm.settings["max_num_seqs"] == VLLM_DEFAULT_MAX_NUM_SEQS
+
+
+def test_the_sample_is_large_enough_to_fill_the_largest_batch_twice():
+    both = _space(24)
+    assert _pool_size("synthetic", None, 64, both, k=1) == FILL_FACTOR * 256
+    assert _pool_size("synthetic", None, 64, both, k=5) == 103  # 5 sequences per problem
+    only_hf = _space(24, backends=("transformers",))
+    assert _pool_size("synthetic", None, 64, only_hf, k=1) == 64  # 2 x 24 < 64: --count
+    # never more than the dataset holds, never fewer than --count
+    assert _pool_size("synthetic", None, 9_000, _space(8_000), k=1) == 10_000
+    assert _pool_size("synthetic", None, 0, both, k=1) == 0  # left for the workload to refuse
+
+
+def test_each_trial_measures_a_prefix_that_keeps_its_batch_full():
+    workload = build_workload(TINY, "synthetic", size=40, max_new_tokens=4, num_canary=3)
+    settings = StudySettings(model=TINY, trial_size=6)
+    objective = Objective(_space(16), workload, settings, log=lambda line: None)
+    sizes = {}
+    for config in objective.space.grid():
+        sizes[config.batch_size] = objective.trial_workload(config).size
+    assert sizes[1] == 6 and sizes[4] == 8 and sizes[16] == 32 and sizes[256] == 40
+    prefix = workload_prefix(workload, 8)
+    assert prefix.problem_ids == workload.problem_ids[:8] and prefix.num_canary == 3
+    assert prefix.output_lengths == workload.output_lengths[:8]
+    assert workload_prefix(workload, 100) is workload
