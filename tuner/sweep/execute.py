@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from common.stopping import Stopped
-from tuner.sweep.jobs import eval_command, find_run_dir, tune_command
+from tuner.sweep.jobs import eval_command, find_run_dir, tune_commands
 from tuner.sweep.manifest import Job, Manifest
 from tuner.sweep.spec import SweepSpec
 
@@ -56,10 +56,12 @@ def execute(job: Job, context: JobContext, profile: str | None) -> dict[str, Any
         job_dir.mkdir(parents=True, exist_ok=True)
         if job.kind == "eval":
             profile_path = Path(profile) if profile else None
-            command = eval_command(context.spec, job, job_dir, profile_path)
-        else:
-            command = tune_command(context.spec, job.model)
-        returncode = _run(command, job_dir / JOB_LOG, context.env)
+            commands = [eval_command(context.spec, job, job_dir, profile_path)]
+        else:  # one tune per mode the sweep runs
+            commands = tune_commands(context.spec, job.model)
+        returncode = 0
+        for command in commands:  # a failed tune leaves the rest untried: the job failed
+            returncode = returncode or _run(command, job_dir / JOB_LOG, context.env)
         error = None if returncode == 0 else _last_error(job_dir / JOB_LOG, returncode)
     except Stopped:  # the sweep was told to stop: the job is resumed by its next run
         manifest.update(job.id, state="pending", error="stopped; resumed by the next run",

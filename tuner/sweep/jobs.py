@@ -20,7 +20,7 @@ from typing import Any
 
 from common.naming import model_slug
 from tuner.sweep.manifest import Job
-from tuner.sweep.spec import SweepSpec
+from tuner.sweep.spec import DatasetSpec, SweepSpec
 
 
 def tune_job(model: str) -> Job:
@@ -100,11 +100,49 @@ def _yaml_value(value: object) -> str:
 _TUNE_INHERITS = ("chat_template", "system_prompt", "stop", "max_new_tokens")
 
 
-def tune_command(spec: SweepSpec, model: str) -> list[str]:
-    """``infertune tune`` for ``model`` with the sweep's budget."""
+def tune_commands(spec: SweepSpec, model: str) -> list[list[str]]:
+    """The tune step of ``model``: one ``infertune tune`` per mode the sweep runs, each for
+    the sweep's largest count, so the profile holds an entry per mode.
+
+    Modes with one sequence per problem (standard, the stepwise agents) share the
+    standard entry; each majority_vote k gets its own, after it.
+    """
+    from evaluation.request import samples_per_problem
+
+    largest = max(_run_count(spec, data) for data in spec.datasets)
+    runs: dict[tuple[str, int | None], None] = {("standard", None): None}
+    for mode in spec.modes:
+        num_runs = mode.settings.get("num_runs")
+        if samples_per_problem(mode.name, num_runs) > 1:
+            runs[(mode.name, num_runs)] = None
+    return [tune_command(spec, model, mode=name, num_runs=k, for_count=largest)
+            for name, k in runs]  # fmt: skip
+
+
+def _run_count(spec: SweepSpec, data: DatasetSpec) -> int:
+    """Problems an evaluation of ``data`` runs: its count, or the dataset from its start."""
+    if data.count:
+        return data.count
+    from evaluation.datasets import load_problems
+
+    return len(load_problems(data.name, data_dir=spec.eval.get("data_dir"), start=data.start))
+
+
+def tune_command(
+    spec: SweepSpec,
+    model: str,
+    *,
+    mode: str = "standard",
+    num_runs: int | None = None,
+    for_count: int | None = None,
+) -> list[str]:
+    """``infertune tune`` for ``model`` with the sweep's budget, for a run of ``for_count``
+    problems in ``mode`` (``num_runs``: majority_vote's k)."""
     tune = spec.tune
     dataset = tune.dataset or spec.datasets[0].name
     command = [sys.executable, "-m", "commands", "tune", "--model", model, "--dataset", dataset]
+    command += ["--mode", mode] + (["--num-runs", str(num_runs)] if num_runs else [])
+    command += ["--for-count", str(for_count)] if for_count else []
     # the evaluations' prompt settings, so the profile is measured on what they send
     inherited = {k: v for k, v in spec.eval.items() if k in _TUNE_INHERITS}
     command += _flags(inherited | tune.options)
