@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
@@ -48,6 +47,7 @@ from tuner.search.budget import (
 )
 from tuner.search.objective_wall import RunShape, record_wall
 from tuner.search.reference import get_reference, references, store_reference  # noqa: F401 (re-exported)
+from tuner.search.sampling import SlowerThanBestPruner, create_sampler  # noqa: F401 (re-exported)
 from tuner.search.space import SearchSpace
 
 # TrialRow, is_feasible and trial_rows live in tuner.search.trials; callers import them here too.
@@ -88,41 +88,6 @@ class StudySettings:
             raise ValueError("trial_timeout_s and timeout_s must be > 0")
         if not 0 <= self.prune_ratio < 1:
             raise ValueError(f"prune_ratio must be in [0, 1), got {self.prune_ratio}")
-
-
-class SlowerThanBestPruner(optuna.pruners.BasePruner):
-    """Prune a trial whose running throughput is below ``ratio`` x the best final one.
-
-    Intermediate values are problems/s over the batches finished so far.  The
-    comparison is against completed trials only, so the first trials are never
-    pruned; ``ratio=0`` disables pruning.
-    """
-
-    def __init__(self, ratio: float = 0.5) -> None:
-        self.ratio = ratio
-
-    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        step = trial.last_step
-        if step is None or self.ratio <= 0:
-            return False
-        # problems/s, not the objective: the study minimises wall time (objective_wall)
-        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        speeds = [t.user_attrs.get("problems_per_s") for t in completed]
-        best = max((v for v in speeds if v), default=None)
-        return best is not None and trial.intermediate_values[step] < self.ratio * best
-
-
-def create_sampler(seed: int | None, n_trials: int) -> optuna.samplers.BaseSampler:
-    """TPE over the conditional space; few random start-up trials for small budgets."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=seed,
-            n_startup_trials=max(2, min(10, n_trials // 3)),
-            multivariate=True,
-            group=True,  # the knobs of one backend form a group
-            constant_liar=True,  # parallel workers avoid sampling what is running
-        )
 
 
 class Objective:
