@@ -42,7 +42,9 @@ def tune(model: str, dataset: str, *, budget: int = 20, **options: Any) -> Profi
     """Tune ``model`` on ``dataset`` with ``budget`` trials; returns the saved profile.
 
     ``options`` are :func:`tuner.search.tuning.run_tuning`'s keywords (``count``,
-    ``backends``, ``profiles_dir``, ``storage``, ``seed``, ...).
+    ``backends``, ``profiles_dir``, ``storage``, ``seed``, ...); ``for_count``, ``mode`` and
+    ``num_runs`` name the run to tune for (its predicted wall time is minimised), and the
+    returned profile holds that mode's entry (``profile.entry("majority_vote/k5")``).
 
     Raises:
         NoFeasibleTrialError: no trial finished with the reference's answers.
