@@ -15,7 +15,11 @@ trial was feasible, 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import time
 from typing import TYPE_CHECKING
+
+from rich.markup import escape
 
 from commands import flags
 from commands.flags import option
@@ -163,11 +167,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _ProgressLine:
-    """The live line: a rich status on a terminal, else one plain line after each trial."""
+    """The live line: a rich status on a terminal, else one plain line after each trial.
+
+    On a terminal the time left counts down between trials: the status renders
+    :meth:`__rich__`, which subtracts the time since the last figures came in.
+    """
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.status = console.status("tune: starting") if console.is_terminal else None
+        self.last: tuple[TuneProgress, float] | None = None
+        self.status = console.status(self, refresh_per_second=2) if console.is_terminal else None
 
     def __enter__(self) -> _ProgressLine:
         if self.status is not None:
@@ -179,11 +188,16 @@ class _ProgressLine:
             self.status.stop()
 
     def __call__(self, progress: TuneProgress) -> None:
-        text = f"tune: {progress.describe()}"
-        if self.status is not None:
-            self.status.update(text)
-        elif progress.running is None:
-            self.console.print(text, markup=False, highlight=False)
+        self.last = (progress, time.monotonic())
+        if self.status is None and progress.running is None:
+            self.console.print(f"tune: {progress.describe()}", markup=False, highlight=False)
+
+    def __rich__(self) -> str:
+        if self.last is None:
+            return "tune: starting"
+        progress, since = self.last
+        left = max(0.0, progress.remaining_s - (time.monotonic() - since))
+        return escape(f"tune: {dataclasses.replace(progress, remaining_s=left).describe()}")
 
     def log(self, line: str) -> None:
         self.console.print(line, markup=False, highlight=False)

@@ -63,3 +63,30 @@ def test_unknown_backend_and_bad_numbers(tmp_path, capsys):
     _one_line_error(capsys, "tensorrt")
     assert main(_tune(tmp_path, "--parity-threshold", "1.5")) == 2
     _one_line_error(capsys, "parity_threshold")
+
+
+def test_the_progress_line_counts_down_on_a_terminal_and_prints_per_trial_otherwise():
+    import io
+    import time
+
+    from rich.console import Console
+
+    from commands.tune import _ProgressLine
+    from tuner.search.budget import TuneProgress
+
+    running = TuneProgress(num_done=0, n_trials=5, remaining_s=100, running=0)
+    done = TuneProgress(num_done=1, n_trials=5, remaining_s=90, best_number=0,
+                        best_problems_per_s=2.5)  # fmt: skip
+    terminal = io.StringIO()
+    with _ProgressLine(Console(file=terminal, force_terminal=True, width=120)) as line:
+        line(running)
+        line.log("trial 0: [bold] is not markup")
+        time.sleep(1.6)  # the status refreshes twice a second: the time left moves
+    shown = terminal.getvalue()
+    assert "measuring trial 0" in shown and "1m40s left" in shown and "1m39s left" in shown
+    assert "[bold] is not markup" in shown
+    plain = io.StringIO()
+    with _ProgressLine(Console(file=plain, force_terminal=False)) as line:
+        line(running)  # a trial starting: nothing printed without a terminal
+        line(done)
+    assert plain.getvalue() == "tune: 1/5 trials; best trial 0: 2.5 problems/s; 1m30s left\n"
