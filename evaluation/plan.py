@@ -12,7 +12,6 @@ size, dtype, engine args), which always win.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import difflib
 from collections.abc import Callable
@@ -27,13 +26,13 @@ from engines.registry import batch_field
 from evaluation.agents import AGENTS
 from evaluation.datasets import Problem, load_problems
 from evaluation.modes import Mode, StandardMode
+from evaluation.plan_profile import batch_source, for_run, prompt_mismatch
 from evaluation.prompts import (
     PromptSettings,
     build_request,
-    prompt_differences,
     resolve_chat_template,
 )
-from evaluation.request import EvalRequest, ProfileSettings, mode_key, samples_per_problem
+from evaluation.request import EvalRequest, ProfileSettings
 from evaluation.results import (
     SCHEMA_VERSION,
     check_resumable,
@@ -167,10 +166,10 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
     count = count if count is not None else (len(stored["problem_ids"]) if stored else 0)
     problems = load_problems(dataset, data_dir=request.data_dir, start=start, count=count)
     mode_settings = mode.settings()
-    request = _for_run(request, mode_name, mode_settings, len(problems))
+    request = for_run(request, mode_name, mode_settings, len(problems))
     backend, engine, profile = _engine_plan(request, stored)
     engine = _sized_for_prompts(backend, engine, model, mode, problems)
-    warnings = _prompt_mismatch(request.profile, profile, mode_settings["prompt"])
+    warnings = prompt_mismatch(request.profile, profile, mode_settings["prompt"])
     settings = {
         "schema_version": SCHEMA_VERSION,
         "round": _given(request, "round", stored, "run"),
@@ -183,7 +182,7 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
         "backend": backend,
         "engine": engine,
         "profile": profile,
-        **_batch_source(request, backend, engine),
+        **batch_source(request, backend, engine),
         "environment": environment(),
         "sessions": [*(stored or {}).get("sessions", []), _session(backend, engine)],
     }
@@ -200,31 +199,6 @@ def plan_for_mode(request: EvalRequest, stored: dict | None, mode_name: str, mod
         chunk_size=_chunk_size(mode, backend, engine),
         warnings=warnings,
     )
-
-
-def _for_run(request: EvalRequest, mode_name: str, mode_settings: dict, count: int) -> EvalRequest:
-    """``request`` with its profile's entry for this run: its mode and number of problems.
-
-    A batch-only profile (``--batch-size auto``) becomes the request's batch size.
-    """
-    profile = request.profile
-    if profile is None:
-        return request
-    num_runs = (mode_settings.get("agent") or {}).get("num_runs")
-    samples = samples_per_problem(mode_name, num_runs)
-    profile = profile.for_run(mode_key(mode_name, num_runs), count, samples)
-    if not profile.is_batch_only:
-        return dataclasses.replace(request, profile=profile)
-    batch = profile.engine.get(batch_field(profile.backend))
-    return dataclasses.replace(request, profile=profile, batch_size=batch)
-
-
-def _batch_source(request: EvalRequest, backend: str, engine: dict) -> dict[str, object]:
-    """``batch_size_source`` and the batch it chose, for ``run.json`` (``--batch-size auto``)."""
-    if request.batch_size_source is None:
-        return {}
-    return {"batch_size_source": request.batch_size_source,
-            "batch_size": engine.get(batch_field(backend))}  # fmt: skip
 
 
 def _engine_plan(
@@ -251,30 +225,6 @@ def _engine_plan(
         else None
     )
     return backend, engine, record
-
-
-def _prompt_mismatch(
-    profile: ProfileSettings | None, record: dict[str, object] | None, prompt: dict
-) -> tuple[str, ...]:
-    """A warning, and a ``prompt_mismatch`` entry in ``record``, when the profile was
-    tuned under other prompt settings than this run's.
-
-    The profile still applies (as vLLM and lm-eval warn about, rather than refuse,
-    a mismatched config): its knobs only change speed, and the run records its
-    own prompt settings, so nothing is silently wrong; a refusal would stop, for
-    instance, an evaluation with a larger ``max_new_tokens`` than the tuning's.
-    """
-    if profile is None or record is None or not profile.prompt or record.get("ignored"):
-        return ()
-    differences = prompt_differences(profile.prompt, PromptSettings.from_record(prompt))
-    if not differences:
-        return ()
-    record["prompt_mismatch"] = {k: {"profile": a, "run": b} for k, (a, b) in differences.items()}
-    named = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in differences.items())
-    return (
-        f"profile {profile.path} was tuned under other prompt settings ({named}); its engine"
-        " settings are applied anyway, and its measured speed may not hold for this run",
-    )
 
 
 def _check_models(model: str, mode_settings: dict) -> None:

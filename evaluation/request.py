@@ -77,8 +77,10 @@ class ProfileSettings:
         """The settings of the entry for a run of ``count`` problems in ``mode``.
 
         The mode's own entry when it was tuned; else the standard entry with its
-        batch scaled by ``samples_per_problem`` (k samples put k sequences in flight),
-        capped at :attr:`max_batch_size` when the tune recorded one.
+        batch scaled so that ``samples_per_problem`` sequences per problem are in flight
+        for as many problems: times k for a setting that counts sequences (vLLM's
+        ``max_num_seqs``), unchanged for one that counts requests (transformers'
+        ``batch_size``), capped at :attr:`max_batch_size` when the tune recorded one.
         """
         from engines.registry import batch_field
 
@@ -90,15 +92,27 @@ class ProfileSettings:
         entry: dict[str, object] = {"mode": choice.mode, "min_count": choice.min_count,
                                     "max_count": choice.max_count, "count": count}  # fmt: skip
         knob = batch_field(choice.backend)
-        batch = choice.batch_size or engine.get(knob)
+        batch = engine.get(knob) or choice.batch_size
         if not found and samples_per_problem > 1 and isinstance(batch, int):
-            scaled = batch * samples_per_problem
-            scaled = min(scaled, self.max_batch_size) if self.max_batch_size else scaled
-            engine[knob] = scaled
+            unit = sequences_per_batch_unit(choice.backend, samples_per_problem)
+            scaled = batch * (samples_per_problem // unit)
+            cap = self.max_batch_size
+            engine[knob] = scaled = max(batch, min(scaled, cap)) if cap else scaled
             entry["scaled_for_mode"] = {"mode": mode, "samples_per_problem": samples_per_problem,
-                                        "from": batch, "to": scaled,
-                                        "cap": self.max_batch_size}  # fmt: skip
+                                        "from": batch, "to": scaled, "cap": cap}  # fmt: skip
         return dataclasses.replace(self, backend=choice.backend, engine=engine, entry=entry)
+
+
+# transformers' batch_size counts requests (a batch of n-sample requests holds
+# batch_size * n rows); vLLM's max_num_seqs and transformers_cb's max_requests_per_batch
+# count sequences, so k samples per problem need k times the setting for as many problems
+_BATCH_COUNTS_REQUESTS = ("transformers",)
+
+
+def sequences_per_batch_unit(backend: str, samples: int) -> int:
+    """Sequences one unit of ``backend``'s batch setting holds when each request asks for
+    ``samples`` samples: ``samples`` for a setting that counts requests, else 1."""
+    return samples if backend in _BATCH_COUNTS_REQUESTS else 1
 
 
 def samples_per_problem(mode: str | None, num_runs: int | None = None) -> int:

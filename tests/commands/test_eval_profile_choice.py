@@ -3,11 +3,13 @@ through the real command on synthetic:tiny; run.json says what decided."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
+from evaluation.request import ProfileChoice, ProfileSettings
 from tests.evaluation.conftest import only_run_dir
 from tests.tuner.test_run_objective import TINY, add_trials, fitted, study_in
 from tuner.measurement.workload import build_workload
@@ -49,17 +51,23 @@ def test_the_entry_for_the_run_s_mode_applies(run_eval, profile, tmp_path: Path)
     path = str(save_profile(profile, tmp_path / "profiles"))
     agent = ("--profile", path, "--agent", "majority_vote", "--count", "3")
     tuned = run_json(run_eval, tmp_path, *agent, "--num_runs", "3")
-    assert tuned["engine"]["batch_size"] == 4
+    # the trial's 4 sequences are 1 request of 3 samples: transformers' batch counts requests
+    assert tuned["engine"]["batch_size"] == 1
     assert tuned["profile"]["entry"]["mode"] == "majority_vote/k3"
-    # k=2 was not tuned: the standard entry's batch for 3 problems (2) times 2 samples
-    scaled = run_json(run_eval, tmp_path, *agent, "--num_runs", "2")
-    assert scaled["engine"]["batch_size"] == 4
-    assert scaled["profile"]["entry"]["scaled_for_mode"] == {"mode": "majority_vote/k2",
-        "samples_per_problem": 2, "from": 2, "to": 4, "cap": 12}  # fmt: skip
-    # 50 problems: batch 8 times 2 is above the probe's maximum the tune recorded
-    capped = run_json(run_eval, tmp_path, "--profile", path, "--agent", "majority_vote",
-                      "--num_runs", "2", "--count", "50")  # fmt: skip
-    assert capped["engine"]["batch_size"] == 12
+    # k=2 was not tuned: the standard entry for 3 problems, whose requests hold their samples
+    untuned = run_json(run_eval, tmp_path, *agent, "--num_runs", "2")
+    assert untuned["engine"]["batch_size"] == 2
+    assert untuned["profile"]["entry"]["scaled_for_mode"] == {"mode": "majority_vote/k2",
+        "samples_per_problem": 2, "from": 2, "to": 2, "cap": 12}  # fmt: skip
+
+
+def test_an_untuned_mode_scales_a_sequence_counting_batch_up_to_the_cap() -> None:
+    vllm = ProfileChoice(mode="standard", backend="vllm", engine={"max_num_seqs": 8})
+    settings = ProfileSettings(path="p.json", backend="vllm", choices=(vllm,), max_batch_size=12)
+    assert settings.for_run("majority_vote/k5", 50, 5).engine == {"max_num_seqs": 12}
+    assert settings.for_run("standard", 50, 1).engine == {"max_num_seqs": 8}
+    uncapped = dataclasses.replace(settings, max_batch_size=None)
+    assert uncapped.for_run("majority_vote/k5", 50, 5).engine == {"max_num_seqs": 40}
 
 
 def test_batch_size_auto_takes_this_machine_s_profile(

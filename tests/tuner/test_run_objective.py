@@ -109,6 +109,8 @@ def test_a_mode_entry_sits_beside_the_standard_one(tmp_path: Path, workload) -> 
     assert both.mode == "standard" and both.config == profile.config
     entry = both.entry("majority_vote/k3")
     assert entry.config.batch_size == 4 and entry.metrics.problems_per_s == pytest.approx(1.0)
+    # 4 sequences of the repeated workload = 1 request of 3 samples for transformers
+    assert entry.config.settings["batch_size"] == 1
     assert entry.workload["samples_per_problem"] == 3 and entry.metrics.for_count == 50
     path = save_profile(both, tmp_path / "profiles")
     assert load_profile(path) == both

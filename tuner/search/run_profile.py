@@ -20,6 +20,7 @@ from tuner.profiles import (
     CountRange,
     ModeEntry,
     Profile,
+    ProfileConfig,
     ProfileError,
     ProfileMetrics,
     check_compatible,
@@ -121,8 +122,23 @@ def _metrics(profile: Profile, line: WallLine | None, run: RunShape) -> ProfileM
 def _entry(profile: Profile, line: WallLine | None, run: RunShape) -> ModeEntry:
     workload = profile.workload | {"mode": run.mode_key,
                                    "samples_per_problem": run.samples_per_problem}  # fmt: skip
-    return ModeEntry(config=profile.config, metrics=_metrics(profile, line, run),
+    return ModeEntry(config=_for_mode(profile.config, run), metrics=_metrics(profile, line, run),
                      workload=workload, study=profile.study)  # fmt: skip
+
+
+def _for_mode(config: ProfileConfig, run: RunShape) -> ProfileConfig:
+    """The configuration as the mode's run sets it: the trial's batch counted sequences of
+    the repeated workload; a backend whose batch counts requests (each asking for k
+    samples) gets 1/k of it, so as many sequences are in flight."""
+    from engines.registry import batch_field
+    from evaluation.request import sequences_per_batch_unit
+
+    unit = sequences_per_batch_unit(config.backend, run.samples_per_problem)
+    knob = batch_field(config.backend)
+    batch = config.settings.get(knob)
+    if unit == 1 or not isinstance(batch, int):
+        return config
+    return dataclasses.replace(config, settings=config.settings | {knob: max(1, batch // unit)})
 
 
 def _range(
@@ -130,7 +146,7 @@ def _range(
 ) -> CountRange:
     # each range's prediction is for a run of its own largest (or smallest, unbounded) count
     shape = dataclasses.replace(run, for_count=high or low)
-    return CountRange(config=profile.config, metrics=_metrics(profile, line, shape),
+    return CountRange(config=_for_mode(profile.config, run), metrics=_metrics(profile, line, shape),
                       min_count=low, max_count=high)  # fmt: skip
 
 
