@@ -11,9 +11,13 @@ import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from commands import flags
 from commands.flags import option
+
+if TYPE_CHECKING:
+    from tuner.profiles import Profile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +118,8 @@ def _show(args: argparse.Namespace) -> int:
         "throughput": f"{m.problems_per_s:.4g} problems/s, {m.output_tokens_per_s:.4g} tokens/s",
         "baseline": f"{m.baseline_problems_per_s:.4g} problems/s",
         "speedup": f"{m.speedup:.2f}x",
+        "tuned for": _tuned_for(profile),
+        "entries": _entries(profile),
         "parity": f"{m.parity_agreement:.1%}",
         "peak memory": "-"
         if m.peak_memory_bytes is None
@@ -132,3 +138,25 @@ def _show(args: argparse.Namespace) -> int:
         table.add_row(key, escape(value))
     Console().print(table)
     return 0
+
+
+def _tuned_for(profile: Profile) -> str:
+    """The run the profile's own entry minimised the wall time of (absent before schema 2)."""
+    m = profile.metrics
+    if m.predicted_wall_s is None:
+        return "-"
+    startup = f"{m.load_s:.3g} s load + {m.warmup_s:.3g} s warm-up"
+    run = f"{m.for_count} / {m.problems_per_s:.3g} problems/s"
+    return f"{profile.mode}, {m.for_count} problems: {startup} + {run} = {m.predicted_wall_s:.4g} s"
+
+
+def _entries(profile: Profile) -> str:
+    """Each mode's winners per range of counts: ``standard: 1-44 batch 2, 45+ batch 8``."""
+    parts = []
+    for mode, entry in profile.entries().items():
+        ranges = entry.by_count or ()
+        shown = [f"{r.min_count}{'-' + str(r.max_count) if r.max_count else '+'}"
+                 f" {r.config.backend} batch {r.config.batch_size}" for r in ranges]  # fmt: skip
+        parts.append(f"{mode}: " + (", ".join(shown) or f"{entry.config.backend} batch"
+                                    f" {entry.config.batch_size}"))  # fmt: skip
+    return "; ".join(parts)
