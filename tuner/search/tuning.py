@@ -148,7 +148,7 @@ def run_tuning(
     # The workload's key in the default name: trials measured on other prompts (or
     # another count or budget) are never reused as if they were this workload's.
     # "-wall": studies before it maximised problems/s, and Optuna keeps a study's direction
-    default_name = f"{model_slug(model)}-{hardware_id(hardware)}-{workload.key[:8]}-wall"
+    default_name = f"{model_slug(model)}-{hardware_id(hardware)}-wall-{workload.key[:8]}"
     study = open_study(storage, study_name or default_name, settings)
     _check_same_workload(study, workload)
     seed_study(study, space, _previous_config(model, hardware, root))
