@@ -1,6 +1,8 @@
-"""The Optuna study: which engine configuration serves the workload fastest.
+"""The Optuna study: which engine configuration finishes the intended run first.
 
-Objective: problems per second on the workload (maximised).  Constraint:
+Objective: the run's predicted wall seconds, load + warm-up + N / problems per
+second, each measured by the trial (minimised; :mod:`tuner.search.objective_wall`;
+problems/s stays in the trial's user attributes).  Constraint:
 answer parity against the reference configuration (transformers, batch size 1,
 same dtype) on the canary problems, by the one rule of
 :mod:`tuner.answer_parity`: the share of canaries that agree (same extracted
