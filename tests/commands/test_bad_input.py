@@ -83,7 +83,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     ((*EVAL, "--max-new-tokens", "-1"), "--max-new-tokens must be >= 1"),
     ((*EVAL, "--count", "-1"), "--count must be >= 0"),
     ((*EVAL, "--batch-size", "0"), "--batch-size must be >= 1"),
-    ((*EVAL, "--batch-size", "abc"), "invalid int value"),
+    ((*EVAL, "--batch-size", "abc"), "want a whole number or auto, got 'abc'"),
     ((*EVAL, "--temperature", "nan"), "--temperature must be >= 0"),
     ((*EVAL, "--seed", str(2**64)), "--seed must be in"),
     ((*EVAL, "--dtype", "float99"), "dtype must be one of"),
