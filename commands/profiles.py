@@ -118,8 +118,8 @@ def _show(args: argparse.Namespace) -> int:
         "throughput": f"{m.problems_per_s:.4g} problems/s, {m.output_tokens_per_s:.4g} tokens/s",
         "baseline": f"{m.baseline_problems_per_s:.4g} problems/s",
         "speedup": f"{m.speedup:.2f}x",
-        "tuned for": _tuned_for(profile),
-        "entries": _entries(profile),
+        "tuned for": tuned_for(profile),
+        "entries": entries_text(profile),
         "parity": f"{m.parity_agreement:.1%}",
         "peak memory": "-"
         if m.peak_memory_bytes is None
@@ -140,7 +140,7 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tuned_for(profile: Profile) -> str:
+def tuned_for(profile: Profile) -> str:
     """The run the profile's own entry minimised the wall time of (absent before schema 2)."""
     m = profile.metrics
     if m.predicted_wall_s is None:
@@ -150,7 +150,7 @@ def _tuned_for(profile: Profile) -> str:
     return f"{profile.mode}, {m.for_count} problems: {startup} + {run} = {m.predicted_wall_s:.4g} s"
 
 
-def _entries(profile: Profile) -> str:
+def entries_text(profile: Profile) -> str:
     """Each mode's winners per range of counts: ``standard: 1-44 batch 2, 45+ batch 8``."""
     parts = []
     for mode, entry in profile.entries().items():

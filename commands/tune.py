@@ -230,6 +230,9 @@ def _render(outcome: TuneOutcome) -> int:
         f" {best.problems_per_s:.3g} problems/s, {profile.metrics.speedup:.2f}x the"
         " batch-1 reference"
     )
+    from commands.profiles import entries_text, tuned_for
+
+    out.print(f"tuned for: {tuned_for(profile)}; entries: {entries_text(profile)}", markup=False)
     out.print(f"profile: {outcome.path}")
     for plot in outcome.plots:
         out.print(f"plot: {plot}")
