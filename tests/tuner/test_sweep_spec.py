@@ -169,3 +169,17 @@ def test_a_sweep_name_that_would_leave_the_results_folder_is_refused(
     message = rejected(tmp_path, GOOD.replace("name: t", f"name: '{name}'"))
     assert ":1:" in message and "not a safe folder name" in message
     assert not (tmp_path / "escape").exists()
+
+
+def test_the_canary_count_reaches_the_tune_step_and_is_range_checked(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, GOOD.replace("n_trials: 2", "n_trials: 2\n  canary_size: 3")))
+    assert spec.tune.options["canary_size"] == 3
+    message = rejected(tmp_path, GOOD.replace("n_trials: 2", "n_trials: 2\n  canary_size: 0"))
+    assert "canary_size" in message
+
+
+def test_the_readme_main_job_file_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "sweep-offline.yaml"
+    spec = load_spec(example, results_root=tmp_path / "out")
+    assert [m.id for m in spec.models] == ["smollm2-135m-instruct"]
+    assert spec.tune.options["budget"]  # a bounded tune keeps the main job short

@@ -59,7 +59,7 @@ AGENT_KEYS = {"num_runs": ("num_runs", _INT), "max_iterations": ("max_iterations
 PROMPT_KEYS = {"chat_template": (bool, str), "system_prompt": _STR, "stop": (list, str)}
 # budget: a duration ("10m", "90s") or seconds, the wall clock of the whole tune
 TUNE_OPTIONS = {"count": _INT, "n_trials": _INT, "budget": (str, int, float), "timeout": _NUM,
-                "trial_timeout": _NUM,
+                "trial_timeout": _NUM, "canary_size": _INT,
                 "max_new_tokens": _INT, "max_batch_size": _INT, "seed": _INT,
                 **PROMPT_KEYS}  # fmt: skip
 TUNE_KEYS = {"enabled": _BOOL, "dataset": _STR, "backends": (list,), **TUNE_OPTIONS}
@@ -178,6 +178,7 @@ def _checked(source: Source, key: Key, value: Any, allowed: dict[str, tuple]) ->
 # them hours into a sweep.  "not >=" also refuses NaN.
 _AT_LEAST = {"max_new_tokens": 1, "batch_size": 1, "num_runs": 1, "max_iterations": 1,
              "max_subproblems": 1, "n_trials": 1, "max_batch_size": 1, "count": 0, "start": 0,
+             "canary_size": 1,
              "seed": 0, "temperature": 0}  # fmt: skip
 _POSITIVE = {"timeout", "trial_timeout", "sandbox_timeout", "top_p"}
 
