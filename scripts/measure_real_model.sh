@@ -12,9 +12,11 @@ MODEL=${MODEL:-smollm2-135m-instruct}
 COUNT=${COUNT:-24}            # tune and speedup problems (gsm8k)
 EVAL_COUNT=${EVAL_COUNT:-200} # eval problems (svamp)
 VOTE_COUNT=${VOTE_COUNT:-32}  # majority-vote problems (svamp)
-TOKENS=${TOKENS:-256}
+TOKENS=${TOKENS:-192}        # tune and speedup
+EVAL_TOKENS=${EVAL_TOKENS:-256}
+CANARIES=${CANARIES:-8}      # the batch-1 reference: ~25 s each on this CPU
 BUDGET=${BUDGET:-15m}       # the batch-1 reference alone is ~5 min here
-MAX_BATCH=${MAX_BATCH:-64}  # this CPU; a probe would say so
+MAX_BATCH=${MAX_BATCH:-32}  # this CPU; a probe would say so
 HW=$(python -c "from common.hardware import fingerprint, hardware_id; print(hardware_id(fingerprint()))")
 OUT=${1:-docs/results/$(date +%F)-$HW-smollm2}
 mkdir -p "$OUT"
@@ -28,7 +30,7 @@ run() {  # run "name" command...: logs the command, its output and its wall time
   echo "wall_s=$((SECONDS - start))" | tee -a "$OUT/$name.log"
 }
 run 1-tune python -m commands.main tune --model "$MODEL" --dataset gsm8k --count "$COUNT" \
-  --max-new-tokens "$TOKENS" --budget "$BUDGET" --for-count "$EVAL_COUNT" \
+  --max-new-tokens "$TOKENS" --budget "$BUDGET" --for-count "$EVAL_COUNT" --canary-size "$CANARIES" \
   --max-batch-size "$MAX_BATCH" \
   --profiles-dir "$PROFILES" --storage "sqlite:///$OUT/study.db"
 run 2-speedup python -m commands.main speedup --model "$MODEL" --dataset gsm8k --count "$COUNT" \
@@ -37,15 +39,15 @@ run 2-speedup python -m commands.main speedup --model "$MODEL" --dataset gsm8k -
   transformers-bs32-post transformers-cb32 vllm-seqs32 vllm-defaults tuned
 if [ -z "${BATCH1_RUN:-}" ]; then  # a batch-1 svamp run measured before may be passed in
   run 3-eval-batch1 python -m evaluation.eval --model "$MODEL" --dataset svamp \
-    --count "$EVAL_COUNT" --batch-size 1 --max-new-tokens "$TOKENS" --round batch1 \
+    --count "$EVAL_COUNT" --batch-size 1 --max-new-tokens "$EVAL_TOKENS" --round batch1 \
     --results-dir "$OUT/eval"
 fi
 run 3-eval-tuned python -m evaluation.eval --model "$MODEL" --dataset svamp --count "$EVAL_COUNT" \
-  --profile auto --max-new-tokens "$TOKENS" --round tuned \
+  --profile auto --max-new-tokens "$EVAL_TOKENS" --round tuned \
   --results-dir "$OUT/eval"
 run 4-vote-standard python -m evaluation.eval --model "$MODEL" --dataset svamp \
-  --count "$VOTE_COUNT" --profile auto --max-new-tokens "$TOKENS" \
+  --count "$VOTE_COUNT" --profile auto --max-new-tokens "$EVAL_TOKENS" \
   --round standard --results-dir "$OUT/vote"
 run 4-vote-k5 python -m evaluation.eval --model "$MODEL" --dataset svamp --count "$VOTE_COUNT" \
   --agent majority_vote --num-runs 5 --profile auto \
-  --max-new-tokens "$TOKENS" --round majority-k5 --results-dir "$OUT/vote"
+  --max-new-tokens "$EVAL_TOKENS" --round majority-k5 --results-dir "$OUT/vote"
