@@ -16,6 +16,7 @@ keeps it with the budget used.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from tuner.measurement.benchmark import TrialResult
+    from tuner.profiles import Profile
 
 DEFAULT_BUDGET_S = 600.0
 REFERENCE_SHARE = 0.5
@@ -203,3 +205,35 @@ def progress_of(
         best_number=None if best is None else best.number,
         best_problems_per_s=None if best is None else best.user_attrs.get("problems_per_s"),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchEnd:
+    """How the search ended: its budget and why it stopped (a :data:`STOP_REASONS` value)."""
+
+    budget: Budget
+    reason: str
+
+    def record(self, profile: Profile, *, feasible: bool) -> Profile:
+        """``profile`` with the budget, what was used and the stop reason in its study record."""
+        if profile.study is None:
+            return profile
+        total = self.budget.total_s
+        study = dataclasses.replace(
+            profile.study,
+            budget_s=None if math.isinf(total) else total,
+            budget_used_s=round(self.budget.used_s(), 1),
+            stop_reason=self.stop_reason(feasible=feasible),
+        )
+        return dataclasses.replace(profile, study=study)
+
+    def stop_reason(self, *, feasible: bool) -> str:
+        return self.reason if feasible or self.reason == STOP_REFERENCE else STOP_NO_FEASIBLE
+
+    def fields(self, *, feasible: bool) -> dict[str, object]:
+        """The :class:`tuner.search.tuning.TuneOutcome` fields."""
+        return {
+            "stop_reason": self.stop_reason(feasible=feasible),
+            "budget_s": self.budget.total_s,
+            "budget_used_s": self.budget.used_s(),
+        }

@@ -26,7 +26,7 @@ from engines.errors import BackendUnavailableError, ConfigError, InfertuneError
 from tuner.answer_parity import DEFAULT_THRESHOLD
 from tuner.measurement.workload import DEFAULT_CANARY, DEFAULT_MAX_NEW_TOKENS, DEFAULT_SIZE
 from tuner.profiles import Profile, ProfileConfig, find_profile, load_profile, profiles_root
-from tuner.search.budget import DEFAULT_BUDGET_S, STOP_NO_FEASIBLE, STOP_REFERENCE, Budget
+from tuner.search.budget import DEFAULT_BUDGET_S, Budget, SearchEnd
 from tuner.search.space import SearchSpace
 from tuner.search.study import FILL_FACTOR, TrialRow
 
@@ -155,7 +155,7 @@ def run_tuning(
     objective = Objective(
         space, workload, settings, log=log, run=run, budget=budget, progress=progress
     )
-    search = _Search(budget=budget, reason=optimize(study, objective, settings))
+    search = SearchEnd(budget=budget, reason=optimize(study, objective, settings))
     return _finish(study, workload, hardware, storage, root, run, max_batch_size, search)
 
 
@@ -184,38 +184,6 @@ def _pool_size(
     return max(count, min(wanted, len(load_problems(dataset, data_dir=data_dir))))
 
 
-@dataclass(frozen=True, slots=True)
-class _Search:
-    """How the search ended: its budget and why it stopped."""
-
-    budget: Budget
-    reason: str
-
-    def record(self, profile: Profile, *, feasible: bool) -> Profile:
-        """``profile`` with the budget, what was used and the stop reason in its study record."""
-        if profile.study is None:
-            return profile
-        total = self.budget.total_s
-        study = dataclasses.replace(
-            profile.study,
-            budget_s=None if math.isinf(total) else total,
-            budget_used_s=round(self.budget.used_s(), 1),
-            stop_reason=self.stop_reason(feasible=feasible),
-        )
-        return dataclasses.replace(profile, study=study)
-
-    def stop_reason(self, *, feasible: bool) -> str:
-        return self.reason if feasible or self.reason == STOP_REFERENCE else STOP_NO_FEASIBLE
-
-    def fields(self, *, feasible: bool) -> dict[str, object]:
-        """The :class:`TuneOutcome` fields."""
-        return {
-            "stop_reason": self.stop_reason(feasible=feasible),
-            "budget_s": self.budget.total_s,
-            "budget_used_s": self.budget.used_s(),
-        }
-
-
 _WORKLOAD_KEY = "workload_key"
 
 
@@ -240,7 +208,7 @@ def _finish(
     root: Path,
     run: RunShape,
     max_batch_size: int | None,
-    search: _Search,
+    search: SearchEnd,
 ) -> TuneOutcome:
     from tuner.profiles import save_profile
     from tuner.reports.plots import save_plots
