@@ -9,14 +9,15 @@
 # Every step's command line and output land in OUT; nothing else is written.
 set -euo pipefail
 MODEL=${MODEL:-smollm2-135m-instruct}
-COUNT=${COUNT:-24}            # tune and speedup problems (gsm8k)
+COUNT=${COUNT:-16}            # tune problems (gsm8k)
+SPEEDUP_COUNT=${SPEEDUP_COUNT:-32}  # speedup problems (gsm8k): two batches of 16, one of 32
 EVAL_COUNT=${EVAL_COUNT:-200} # eval problems (svamp)
 VOTE_COUNT=${VOTE_COUNT:-32}  # majority-vote problems (svamp)
-TOKENS=${TOKENS:-192}        # tune and speedup
+TOKENS=${TOKENS:-128}        # tune and speedup
 EVAL_TOKENS=${EVAL_TOKENS:-256}
-CANARIES=${CANARIES:-8}      # the batch-1 reference: ~25 s each on this CPU
-BUDGET=${BUDGET:-15m}       # the batch-1 reference alone is ~5 min here
-MAX_BATCH=${MAX_BATCH:-32}  # this CPU; a probe would say so
+CANARIES=${CANARIES:-6}      # the batch-1 reference: ~10-30 s each on this CPU
+BUDGET=${BUDGET:-12m}
+MAX_BATCH=${MAX_BATCH:-16}  # this CPU; a probe would say so
 HW=$(python -c "from common.hardware import fingerprint, hardware_id; print(hardware_id(fingerprint()))")
 OUT=${1:-docs/results/$(date +%F)-$HW-smollm2}
 mkdir -p "$OUT"
@@ -33,7 +34,7 @@ run 1-tune python -m commands.main tune --model "$MODEL" --dataset gsm8k --count
   --max-new-tokens "$TOKENS" --budget "$BUDGET" --for-count "$EVAL_COUNT" --canary-size "$CANARIES" \
   --max-batch-size "$MAX_BATCH" \
   --profiles-dir "$PROFILES" --storage "sqlite:///$OUT/study.db"
-run 2-speedup python -m commands.main speedup --model "$MODEL" --dataset gsm8k --count "$COUNT" \
+run 2-speedup python -m commands.main speedup --model "$MODEL" --dataset gsm8k --count "$SPEEDUP_COUNT" \
   --max-new-tokens "$TOKENS" --profiles-dir "$PROFILES" --results-dir "$OUT/speedup" \
   --configs baseline transformers-bs16 transformers-bs16-post transformers-bs32 \
   transformers-bs32-post transformers-cb32 vllm-seqs32 vllm-defaults tuned
