@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# GPU check: the agent-cost benchmark, probe, a short tune of the transformers
-# backend, the speedup table and the GPU benchmark suite, on one GPU.
+# GPU check: probe, a budgeted tune, the speedup table and `eval --profile auto`, end to end
+# on one GPU in one command of at most 10 minutes, model build included.
 #
 #   scripts/setup.sh && scripts/gpu_check.sh        # results in docs/results/<date>-<hardware-id>/
-#   STEPS="agents tune" scripts/gpu_check.sh        # a subset, for a short lease
+#   STEPS="probe tune" scripts/gpu_check.sh         # a subset
+#   STEPS="agents bench gate" scripts/gpu_check.sh  # the agent-cost benchmark and the CI gate
 #
-# Measured on an H100 (docs/results/2026-11-27-h100-80g-x1-45f61b): building the
-# 1.5B model takes 35-60 s on a fresh machine, and transformers' generate() at
-# batch 1 about 43 ms per token on it, so every batch-1 run (probe, parity
-# reference, speedup baseline) costs tens of seconds: agents took 43 + 69 s and
-# probe/tune/speedup needed more than 90/150/120 s.  The whole script needs about
-# 15 minutes there; split it across leases with STEPS (the build step always runs).
+# Sized from the H100 run (docs/results/2026-11-27-h100-80g-x1-45f61b): building the 1.5B
+# model takes 35-60 s on a fresh machine and transformers' generate() at batch 1 about 43 ms
+# per token, so a batch-1 pass of 16 x 64 tokens is ~45 s. The default steps' limits add up
+# to 590 s (build 75 + probe 75 + tune 150 + speedup 200 + eval 90), so the script ends
+# inside 10 minutes even when every step runs to its limit, and two runs fit a 15-minute
+# lease with room for start-up. The tune has a wall-clock budget (TUNE_BUDGET) inside its
+# step's limit, and its batch-1 parity reference runs on 8 canaries only.
 #
 # Everything runs on synthetic:qwen2.5-1.5b (the real Qwen2.5-1.5B shape, random
 # weights, built locally on first use) with output lengths replayed from the
@@ -23,9 +25,10 @@
 # Environment (defaults in brackets):
 #   MODEL [synthetic:qwen2.5-1.5b]  DATASET [gsm8k if its data is found, else synthetic]
 #   OUT_DIR [docs/results/<UTC date>-<hardware id>]   PYTHON [python]
-#   COUNT [16] MAX_NEW_TOKENS [64]: probe and speedup workload; TUNE_COUNT [16]
-#     TUNE_MAX_NEW_TOKENS [48]: tune workload (batch 1 of 16 x 64 tokens: about 45 s on an H100)
-#   N_TRIALS [4]: tune trials (the batch-1 parity reference included)
+#   COUNT [16] MAX_NEW_TOKENS [64]: probe, speedup and eval workload; TUNE_COUNT [16]
+#     TUNE_MAX_NEW_TOKENS [48]: tune workload
+#   N_TRIALS [4] TUNE_BUDGET [2m] TUNE_BACKENDS [transformers]: the tune (its largest batch
+#     is the probe's confirmed one when the probe ran, else 64)
 #   SPEEDUP_CONFIGS [baseline transformers-bs16 transformers-bs32 vllm-seqs64 tuned]: one vLLM
 #     row only, as each vLLM start (graph capture) costs about a minute
 #   AGENT_MODELS [synthetic:small $MODEL]: models of the agent-cost benchmark (majority_vote k=5
@@ -35,15 +38,15 @@
 #   BASELINE [benchmarks/baseline-gpu-<hardware id>.json]: stored benchmark JSON to gate
 #   MAX_DROP [10%]: largest throughput drop the gate accepts
 #   TIME_SCALE [1]: multiplies every step's time limit (slow or shared machines)
-#   STEPS [agents probe tune speedup bench gate]: which steps run, in this order
+#   STEPS [probe tune speedup eval]: which steps run, in this order; also agents, bench, gate
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 PY=${PYTHON:-python}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false TRANSFORMERS_VERBOSITY=error
-SELECTED=" ${STEPS:-agents probe tune speedup bench gate} "
+SELECTED=" ${STEPS:-probe tune speedup eval} "
 for name in $SELECTED; do
-    if [[ " agents probe tune speedup bench gate " != *" $name "* ]]; then
-        echo "gpu_check: unknown step '$name' in STEPS; use some of: agents probe tune speedup bench gate" >&2
+    if [[ " agents probe tune speedup eval bench gate " != *" $name "* ]]; then
+        echo "gpu_check: unknown step '$name' in STEPS; use some of: agents probe tune speedup eval bench gate" >&2
         exit 2
     fi
 done
@@ -107,7 +110,7 @@ step() {
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 } >"$OUT/machine.txt" 2>&1
 
-step build 150 "$PY" -c "from engines.synthetic import resolve_model; print(resolve_model('$MODEL'))"
+step build 75 "$PY" -c "from engines.synthetic import resolve_model; print(resolve_model('$MODEL'))"
 for agent_model in ${AGENT_MODELS:-synthetic:small $MODEL}; do
     agent_args=(-k "${AGENT_SELECT:-}")
     [ -z "${AGENT_SELECT:-}" ] && agent_args=()
@@ -116,17 +119,26 @@ for agent_model in ${AGENT_MODELS:-synthetic:small $MODEL}; do
         tests/benchmarks/test_agent_speed.py -q -s -p no:cacheprovider "${agent_args[@]}" \
         --benchmark-enable --benchmark-json "$OUT/bench-$name.json"
 done
-step probe 180 "$PY" -m commands probe --model "$MODEL" --dataset "$DATASET" \
+step probe 75 "$PY" -m commands probe --model "$MODEL" --dataset "$DATASET" \
     --num-problems "$COUNT" --max-new-tokens "$MAX_NEW_TOKENS" --max-batch-size 64 --json
 [ -f "$OUT/probe.log" ] && mv "$OUT/probe.log" "$OUT/probe.json"
-step tune 300 "$PY" -m commands tune --model "$MODEL" --dataset "$DATASET" --backends transformers \
-    --n-trials "$N_TRIALS" --timeout 240 --trial-timeout 120 --count "$TUNE_COUNT" \
-    --canary-size 8 --max-new-tokens "$TUNE_MAX_NEW_TOKENS" --max-batch-size 64 --seed 0 \
-    --profiles-dir "$PROFILES"
+# The tune searches up to the batch the probe confirmed (what fits this GPU), else 64.
+MAX_BATCH=$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['confirmed_batch'])" \
+    "$OUT/probe.json" 2>/dev/null || echo 64)
+# shellcheck disable=SC2086 # TUNE_BACKENDS is a list of names
+step tune 150 "$PY" -m commands tune --model "$MODEL" --dataset "$DATASET" \
+    --backend ${TUNE_BACKENDS:-transformers} --n-trials "$N_TRIALS" \
+    --budget "${TUNE_BUDGET:-2m}" --count "$TUNE_COUNT" --for-count "$COUNT" \
+    --canary-size 8 --max-new-tokens "$TUNE_MAX_NEW_TOKENS" --max-batch-size "$MAX_BATCH" \
+    --seed 0 --profiles-dir "$PROFILES"
 # shellcheck disable=SC2086 # SPEEDUP_CONFIGS is a list of names
-step speedup 420 "$PY" -m commands speedup --model "$MODEL" --dataset "$DATASET" \
+step speedup 200 "$PY" -m commands speedup --model "$MODEL" --dataset "$DATASET" \
     --count "$COUNT" --max-new-tokens "$MAX_NEW_TOKENS" --out "$OUT" --profiles-dir "$PROFILES" \
-    --time-limit 200 --configs $SPEEDUP_CONFIGS
+    --time-limit 90 --configs $SPEEDUP_CONFIGS
+# The run the tune was for: the evaluation with this machine's profile, as a user runs it.
+step eval 90 env INFERTUNE_PROFILES_DIR="$PROFILES" "$PY" -m evaluation.eval --model "$MODEL" \
+    --dataset "$DATASET" --count "$COUNT" --max-new-tokens "$MAX_NEW_TOKENS" --profile auto \
+    --round gpu-check --results-dir "$OUT/eval"
 # On CPU the gpu-marked cases skip; their CPU twins run the same code instead.
 if [ "$has_cuda" = 1 ]; then select_args=(-m gpu); else select_args=(-m "not gpu"); fi
 [ -n "${BENCH_SELECT:-}" ] && select_args+=(-k "$BENCH_SELECT")

@@ -1,8 +1,9 @@
 """scripts/gpu_check.sh: skips cleanly without a GPU, and its steps run on CPU when allowed.
 
 The CPU run uses synthetic:tiny with tiny sizes: it checks that every step's
-command line is right (agent cost, probe, tune, speedup, benchmark suite, gate) and that
-the results land in the output folder, not how fast anything is.
+command line is right (agent cost, probe, budgeted tune, speedup, eval with the tuned
+profile, benchmark suite, gate) and that the results land in the output folder, not how
+fast anything is.
 """
 
 from __future__ import annotations
@@ -76,13 +77,14 @@ def test_every_step_runs_on_cpu_when_allowed(tmp_path) -> None:
         "AGENT_MODELS": "synthetic:tiny",
         "AGENT_SELECT": "transformers",
         "BASELINE": str(_baseline(tmp_path / "baseline.json")),
+        "STEPS": "agents probe tune speedup eval bench gate",
     }
     result = _run(env, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     steps = [line.split("\t") for line in (out / "steps.tsv").read_text().splitlines()[1:]]
     assert [(name, status) for name, status, _ in steps] == [
         (name, "0")
-        for name in ("build", "agents-tiny", "probe", "tune", "speedup", "bench", "gate")
+        for name in ("build", "agents-tiny", "probe", "tune", "speedup", "eval", "bench", "gate")
     ]
     agents = json.loads((out / "bench-agents-tiny.json").read_text())["benchmarks"]
     ratios = [b["extra_info"].get("ratio_to_standard") for b in agents]
@@ -91,6 +93,11 @@ def test_every_step_runs_on_cpu_when_allowed(tmp_path) -> None:
     assert list((out / "profiles").glob("*/*.json")), "tune wrote no profile"
     speedup = json.loads((out / "speedup.json").read_text())
     assert [row["name"] for row in speedup["rows"]] == ["baseline", "transformers-bs16", "tuned"]
+    # the eval ran with the profile the tune wrote
+    [run_json] = (out / "eval").glob("*/run.json")
+    applied = json.loads(run_json.read_text())["profile"]
+    assert Path(applied["path"]).resolve().is_relative_to((out / "profiles").resolve())
+    assert "ignored" not in applied
     bench = json.loads((out / "bench-gpu.json").read_text())
     assert sorted(b["extra_info"]["backend"] for b in bench["benchmarks"]) == ["transformers"] * 2
     assert "gate passed" in (out / "gate.log").read_text()
@@ -113,6 +120,6 @@ def test_unknown_step_is_one_line_and_exit_2(tmp_path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "gpu_check: unknown step 'agnets' in STEPS; use some of:"
-        " agents probe tune speedup bench gate"
+        " agents probe tune speedup eval bench gate"
     ]
     assert not (tmp_path / "out").exists()
