@@ -4,7 +4,7 @@ The ``infertune tune|probe|speedup`` commands are thin wrappers around these::
 
     from tuner import probe, speedup, tune
 
-    profile = tune(model="synthetic:small", dataset="gsm8k", budget=20)
+    profile = tune(model="synthetic:small", dataset="gsm8k", budget="10m")
     profile.config.backend, profile.config.settings, profile.metrics.speedup
     probe(model="synthetic:small", dataset="gsm8k").confirmed_batch
     speedup(model="synthetic:small", dataset="gsm8k", count=64).rows
@@ -38,9 +38,18 @@ if TYPE_CHECKING:
     from tuner.reports.speedup import SpeedupReport
 
 
-def tune(model: str, dataset: str, *, budget: int = 20, **options: Any) -> Profile:
-    """Tune ``model`` on ``dataset`` with ``budget`` trials; returns the saved profile.
+def tune(
+    model: str,
+    dataset: str,
+    *,
+    n_trials: int = 20,
+    budget: str | float | None = None,
+    **options: Any,
+) -> Profile:
+    """Tune ``model`` on ``dataset`` (at most ``n_trials`` trials); returns the saved profile.
 
+    ``budget`` is what ``infertune tune --budget`` takes: the wall clock of the whole tune,
+    a duration (``"10m"``, ``"90s"``) or seconds; ``None`` is the command's default.
     ``options`` are :func:`tuner.search.tuning.run_tuning`'s keywords (``count``,
     ``backends``, ``profiles_dir``, ``storage``, ``seed``, ...); ``for_count``, ``mode`` and
     ``num_runs`` name the run to tune for (its predicted wall time is minimised), and the
@@ -48,9 +57,14 @@ def tune(model: str, dataset: str, *, budget: int = 20, **options: Any) -> Profi
 
     Raises:
         NoFeasibleTrialError: no trial finished with the reference's answers.
-        InfertuneError: bad input, found before the first trial.
+        InfertuneError: bad input (a budget that is no duration included), found before
+            the first trial.
     """
-    outcome = run_tuning(model, dataset, n_trials=budget, **options)
+    if budget is not None:
+        from tuner.search.budget import parse_duration
+
+        options["budget_s"] = parse_duration(str(budget), flag="budget")
+    outcome = run_tuning(model, dataset, n_trials=n_trials, **options)
     if outcome.profile is None:
         raise NoFeasibleTrialError(
             "no feasible trial: every configuration failed or changed answers;"

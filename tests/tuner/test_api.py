@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import tuner
 from tuner.profiles import load_profile
 
@@ -14,7 +16,8 @@ def test_tune_returns_the_saved_profile(tmp_path: Path) -> None:
     profile = tuner.tune(
         model="synthetic:tiny",
         dataset="synthetic",
-        budget=2,
+        n_trials=2,
+        budget="3m",
         count=4,
         canary_size=4,
         max_new_tokens=4,
@@ -27,6 +30,13 @@ def test_tune_returns_the_saved_profile(tmp_path: Path) -> None:
     [path] = tmp_path.glob("synthetic-tiny/*.json")
     assert load_profile(path) == profile
     assert profile.config.backend == "transformers" and profile.metrics.parity_agreement == 1.0
+
+
+def test_tune_budget_is_a_duration_like_the_command_s() -> None:
+    from engines.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="budget '4 trials': want a duration"):
+        tuner.tune(model="synthetic:tiny", dataset="synthetic", budget="4 trials")
 
 
 def test_engines_import_neither_evaluation_nor_tuner() -> None:
