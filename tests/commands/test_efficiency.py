@@ -41,7 +41,9 @@ def test_report_compares_tuner_and_grid(tmp_path: Path, capsys) -> None:
     # 2 batch sizes x 2 stoppings x 2 length orders, then a third of that for the tuner
     assert report["grid_trials"] == 8 and report["tuner_trials"] == 2
     assert report["best_grid"]["agreement"] == 1.0 and report["baseline_problems_per_s"] > 0
-    assert 0 < report["tuned_over_grid"] <= 1.0 + 1e-9
+    # a ratio of two measurements taken minutes apart on a shared machine: it can exceed 1
+    # (1.49 once under load), so only its sign and finiteness are the command's to promise
+    assert 0 < report["tuned_over_grid"] < float("inf")
     side = report["side_by_side"]
     assert set(side["median_problems_per_s"]) == {"batch1", "grid_best", "tuned_best"}
 

@@ -35,11 +35,17 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def _default_sigint() -> None:
+    # pytest started as a shell's background job (nohup ... &) hands its children SIGINT
+    # ignored, which the eval rightly keeps ignored; a Ctrl-C test needs it live.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _eval_process(*flags: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "evaluation.eval", *BASE_ARGS, *flags],
         cwd=REPO, env=os.environ | {"PYTHONPATH": str(REPO)} | (env or {}),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
     )  # fmt: skip
 
 
