@@ -219,11 +219,9 @@ def _engine_plan(
     last = stored["sessions"][-1] if stored and stored.get("sessions") else {}
     previous = last.get("requested") if last.get("backend") == backend else None
     engine = engine_settings(request, applied, previous, backend)
-    record = (
-        profile.as_record(is_applied=applied is not None or profile.is_batch_only)
-        if profile
-        else None
-    )
+    if profile is None:  # a resume without --profile runs on the profile it started with
+        return backend, engine, (stored or {}).get("profile")
+    record = profile.as_record(is_applied=applied is not None or profile.is_batch_only)
     return backend, engine, record
 
 

@@ -94,3 +94,18 @@ def test_batch_size_must_be_a_number_or_auto(run_eval, capsys) -> None:
     assert run_eval("--batch-size", "many") == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "--batch-size: want a whole number or auto, got 'many'" in line
+
+
+def test_a_resume_without_profile_keeps_the_profile_it_started_with(
+    run_eval, profile, tmp_path: Path
+) -> None:
+    path = str(save_profile(profile, tmp_path / "profiles"))
+    first = run_json(run_eval, tmp_path, "--profile", path, "--count", "5")
+    [folder] = (tmp_path / "r").iterdir()
+    run_dir = only_run_dir(folder)
+    assert run_eval("--resume", str(run_dir)) == 0
+    resumed = json.loads((run_dir / "run.json").read_text())
+    # the resumed run still says which profile chose its engine (it was lost before)
+    assert resumed["profile"] == first["profile"]
+    assert resumed["engine"]["batch_size"] == first["engine"]["batch_size"] == 2
+    assert len(resumed["sessions"]) == 2
