@@ -20,6 +20,7 @@ from pathlib import Path
 
 from commands import flags
 from commands.flags import option
+from commands.tune import duration
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,15 +59,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     flags.add_data_dir(parser)
     option(parser, "json", metavar="FILE", help="also write the report here")
+    option(
+        parser,
+        "budget",
+        type=duration,
+        metavar="DURATION",
+        help="judge `tune --budget DURATION` instead: one budgeted tune per --for-count against"
+        " the grid, on the predicted wall time of that run (e.g. 5m)",
+    )
+    option(
+        parser,
+        "for_count",
+        nargs="+",
+        type=int,
+        default=[50, 1000],
+        metavar="N",
+        help="with --budget: the run sizes to tune and judge for (default: 50 1000)",
+    )
+    option(
+        parser,
+        "canary_size",
+        type=int,
+        default=4,
+        help="with --budget: problems checked for parity (default: 4)",
+    )
+    option(
+        parser,
+        "storage_dir",
+        metavar="DIR",
+        help="with --budget: keep the grid's and the tunes' study journals here",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from engines.errors import ConfigError
     from tuner.search.efficiency import measure_efficiency
 
-    for name in ("count", "max_new_tokens", "repeats"):
+    for name in ("count", "max_new_tokens", "repeats", "canary_size"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if min(args.for_count) < 1:
+        raise ConfigError(f"--for-count must be >= 1, got {min(args.for_count)}")
+    if args.budget is not None:
+        from tuner.search.budget_efficiency import measure_budget_efficiency
+
+        report = measure_budget_efficiency(
+            args.model,
+            args.dataset,
+            budget_s=args.budget,
+            for_counts=args.for_count,
+            backends=args.backend,
+            batch_sizes=args.batch_sizes,
+            count=args.count,
+            canary_size=args.canary_size,
+            max_new_tokens=args.max_new_tokens,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            storage_dir=args.storage_dir,
+            log=lambda text: print(text, file=sys.stderr, flush=True),
+        )
+        return _print(report, args.json)
     report = measure_efficiency(
         args.model,
         args.dataset,
@@ -79,10 +131,14 @@ def run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         log=lambda text: print(text, file=sys.stderr, flush=True),
     )
+    return _print(report, args.json)
+
+
+def _print(report: dict, path: str | None) -> int:
     text = json.dumps(report, indent=2)
     print(text)
-    if args.json:
+    if path:
         from common.io import write_atomic
 
-        write_atomic(Path(args.json), text + "\n")
+        write_atomic(Path(path), text + "\n")
     return 0

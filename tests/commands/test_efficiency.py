@@ -52,3 +52,57 @@ def test_bad_numbers_are_one_line_exit_2(capsys) -> None:
     assert main(["efficiency", "--count", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--count must be >= 1" in err
+
+
+@pytest.mark.slow  # about a minute on two cores: a 2-point grid and one 20-second tune
+def test_budget_report_judges_the_tune_by_wall_time(tmp_path: Path) -> None:
+    report_file = tmp_path / "budget.json"
+    code = main(
+        [
+            "efficiency",
+            "--model",
+            "synthetic:tiny",
+            "--dataset",
+            "synthetic",
+            "--backend",
+            "transformers",
+            "--batch-sizes",
+            "2",
+            "--count",
+            "2",
+            "--canary-size",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--budget",
+            "20s",
+            "--for-count",
+            "7",
+            "--storage-dir",
+            str(tmp_path / "studies"),
+            "--json",
+            str(report_file),
+        ]
+    )
+    assert code == 0
+    report = json.loads(report_file.read_text())
+    # one sort order and no prefix caching: batch 2 x (post, per_row)
+    assert report["grid_configurations"] == 2 and len(report["grid"]) == 2
+    assert {path.name for path in (tmp_path / "studies").iterdir()} == {"grid.log", "tune-7.log"}
+    [judged] = report["by_count"]
+    best_wall = judged["grid_best"]["wall_s"]
+    walls = [row["wall_s"]["7"] for row in report["grid"] if row["feasible"]]
+    assert best_wall == min(walls) > 0  # the grid's best is its least predicted wall at N = 7
+    tuned = judged["tuned"]
+    assert tuned["for_count"] == 7 and tuned["used_s"] <= 20 + 15  # the budget bounds the tune
+    # the pick is judged on the grid's own measurement of it, so it never beats the best
+    assert 0 < judged["fraction_of_grid_best"] <= 1
+    assert judged["tuned_wall_s_in_grid"] * judged["fraction_of_grid_best"] == pytest.approx(
+        best_wall
+    )
+
+
+def test_budget_mode_refuses_a_zero_count(capsys) -> None:
+    assert main(["efficiency", "--budget", "1m", "--for-count", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--for-count must be >= 1" in err

@@ -11,7 +11,7 @@ from tuner.measurement.benchmark import workload_prefix
 from tuner.measurement.workload import build_workload
 from tuner.search.space import VLLM_DEFAULT_MAX_NUM_SEQS, SearchSpace
 from tuner.search.study import FILL_FACTOR, Objective, StudySettings
-from tuner.search.tuning import _pool_size
+from tuner.search.tuning import pool_size
 
 TINY = "synthetic:tiny"
 
@@ -36,13 +36,13 @@ def test_batch_sizes_reach_the_probe_max_and_max_num_seqs_vllms_default():
 
 def test_the_sample_is_large_enough_to_fill_the_largest_batch_twice():
     both = _space(24)
-    assert _pool_size("synthetic", None, 64, both, k=1) == FILL_FACTOR * 256
-    assert _pool_size("synthetic", None, 64, both, k=5) == 103  # 5 sequences per problem
+    assert pool_size("synthetic", None, 64, both, k=1) == FILL_FACTOR * 256
+    assert pool_size("synthetic", None, 64, both, k=5) == 103  # 5 sequences per problem
     only_hf = _space(24, backends=("transformers",))
-    assert _pool_size("synthetic", None, 64, only_hf, k=1) == 64  # 2 x 24 < 64: --count
+    assert pool_size("synthetic", None, 64, only_hf, k=1) == 64  # 2 x 24 < 64: --count
     # never more than the dataset holds, never fewer than --count
-    assert _pool_size("synthetic", None, 9_000, _space(8_000), k=1) == 10_000
-    assert _pool_size("synthetic", None, 0, both, k=1) == 0  # left for the workload to refuse
+    assert pool_size("synthetic", None, 9_000, _space(8_000), k=1) == 10_000
+    assert pool_size("synthetic", None, 0, both, k=1) == 0  # left for the workload to refuse
 
 
 def test_each_trial_measures_a_prefix_that_keeps_its_batch_full():

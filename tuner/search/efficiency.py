@@ -25,15 +25,22 @@ from tuner.measurement.workload import build_workload
 from tuner.search.space import SearchSpace, reference_config
 
 
-def grid_space(backends: Sequence[str], batch_sizes: Sequence[int]) -> SearchSpace:
+def grid_space(
+    backends: Sequence[str],
+    batch_sizes: Sequence[int],
+    *,
+    sort_by_length: tuple[bool, ...] = (True, False),
+    prefix_caching: tuple[bool, ...] = (False, True),
+) -> SearchSpace:
     """The benchmark's space: float32, sdpa, vLLM in eager mode with its default token budget."""
     return SearchSpace(
         backends=tuple(backends),
         batch_sizes=tuple(batch_sizes),
         dtypes=("float32",),
+        sort_by_length=sort_by_length,
         attn_implementations=("sdpa",),
         max_num_batched_tokens=(None,),
-        enable_prefix_caching=(False, True),
+        enable_prefix_caching=prefix_caching,
         enforce_eager=(True,),
         cb_max_batch_tokens=(512,),
     )

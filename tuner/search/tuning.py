@@ -131,7 +131,7 @@ def run_tuning(
     workload = build_workload(
         model,
         dataset,
-        size=_pool_size(dataset, data_dir, count, space, run.samples_per_problem),
+        size=pool_size(dataset, data_dir, count, space, run.samples_per_problem),
         max_new_tokens=max_new_tokens,
         num_canary=canary_size,
         data_dir=data_dir,
@@ -165,7 +165,7 @@ def _budget(seconds: float | None) -> Budget:
     return Budget(total_s=math.inf if seconds is None else seconds)
 
 
-def _pool_size(
+def pool_size(
     dataset: str, data_dir: str | os.PathLike[str] | None, count: int, space: SearchSpace, k: int
 ) -> int:
     """Problems to sample: ``count``, or enough for the largest batch to be full.
