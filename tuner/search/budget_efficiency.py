@@ -144,7 +144,7 @@ def _run_grid(
         study.enqueue_trial(space.params_of(config))
     objective = Objective(space, workload, settings, log=log,
                           run=RunShape(for_count=for_counts[0]))  # fmt: skip
-    # Not study.optimize()'s cap: it counts waiting trials, and every grid trial waits.
+    # Not study.py's optimize(): its trial cap counts waiting trials, and every grid trial waits.
     study.optimize(objective, n_trials=len(configs), catch=(OSError, RuntimeError))
     lines = {line.trial_number: line for line in wall_lines(study)}
     rows, by_config = [], {}
