@@ -110,3 +110,25 @@ def test_a_tiny_budget_stops_for_budget_and_still_writes_the_best_profile(tmp_pa
     assert sum("measuring the parity reference" in line for line in lines) == 1
     assert seen and seen[-1].num_done >= 1 and seen[-1].best_number is not None
     assert not math.isinf(seen[-1].remaining_s)
+
+
+def test_queued_configurations_do_not_count_against_n_trials(tmp_path):
+    """Three queued configurations and n_trials 2: two run, one stays queued.
+
+    Waiting trials used to count towards the cap, so a study seeded with as many
+    configurations as it had trials stopped after its first.
+    """
+    workload = build_workload(TINY, "synthetic", size=2, max_new_tokens=2, num_canary=2)
+    space = SearchSpace(backends=("transformers",), batch_sizes=(1, 2), sort_by_length=(False,),
+                        attn_implementations=("sdpa",))  # fmt: skip
+    settings = StudySettings(model=TINY, n_trials=2)
+    study = open_study(f"journal:{tmp_path / 'study.log'}", "queued", settings)
+    reference = TrialResult(status="ok", problems_per_s=1.0, load_s=1.0,
+                            canary_answers=(None,) * 2, canary_token_ids=((1,), (1,)))  # fmt: skip
+    store_reference(study, "float32", reference)
+    for config in space.grid()[:3]:
+        study.enqueue_trial(space.params_of(config))
+    objective = Objective(space, workload, settings, log=[].append)
+    assert optimize(study, objective, settings) == "n_trials"
+    states = [trial.state for trial in study.get_trials()]
+    assert len(states) == 3 and states.count(TrialState.WAITING) == 1

@@ -135,7 +135,7 @@ def _run_grid(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Every configuration through the tuner's objective; each row with its walls."""
-    from tuner.search.study import Objective
+    from tuner.search.study import Objective, optimize
     from tuner.search.trials import trial_rows
 
     configs = space.grid()
@@ -144,8 +144,7 @@ def _run_grid(
         study.enqueue_trial(space.params_of(config))
     objective = Objective(space, workload, settings, log=log,
                           run=RunShape(for_count=for_counts[0]))  # fmt: skip
-    # Not study.py's optimize(): its trial cap counts waiting trials, and every grid trial waits.
-    study.optimize(objective, n_trials=len(configs), catch=(OSError, RuntimeError))
+    optimize(study, objective, settings)
     lines = {line.trial_number: line for line in wall_lines(study)}
     rows, by_config = [], {}
     for row in sorted(trial_rows(study), key=lambda r: r.number):

@@ -295,5 +295,6 @@ def optimize(study: optuna.Study, objective: Objective, settings: StudySettings)
     return STOP_N_TRIALS if len(counted) >= settings.n_trials else STOP_BUDGET
 
 
-# Running and waiting trials count too, so two workers do not overshoot the budget.
-_COUNTED = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
+# Running trials count too, so two workers do not overshoot the cap; waiting ones do not:
+# they are run by this very call (a seeded study would otherwise stop after one trial).
+_COUNTED = (*FINISHED, TrialState.RUNNING)
