@@ -34,6 +34,14 @@ def test_batch_sizes_reach_the_probe_max_and_max_num_seqs_vllms_default():
     assert vllm.settings["max_num_seqs"] == VLLM_DEFAULT_MAX_NUM_SEQS
 
 
+def test_vllm_is_seeded_at_the_probe_max_and_searched_above_it():
+    # a trial measures twice its batch: 512 sequences at 256 outlast a short CPU budget
+    seeds = {c.backend: c.batch_size for c in _space(24).seed_configs()}
+    assert seeds == {"transformers": 24, "vllm": 16}  # the largest max_num_seqs <= 24
+    assert {c.batch_size for c in _space(None).seed_configs()} == {VLLM_DEFAULT_MAX_NUM_SEQS}
+    assert {c.batch_size for c in _space(512).seed_configs()} == {512}
+
+
 def test_the_sample_is_large_enough_to_fill_the_largest_batch_twice():
     both = _space(24)
     assert pool_size("synthetic", None, 64, both, k=1) == FILL_FACTOR * 256

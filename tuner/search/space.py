@@ -170,6 +170,22 @@ class SearchSpace:
             params[param] = pick(choices) if setting == batch_field(backend) else choices[0]
         return self.config_of(params)
 
+    def seed_configs(self) -> list[ProfileConfig]:
+        """Per backend, its largest batch up to :attr:`batch_sizes`' largest (the probe's maximum).
+
+        vLLM's ``max_num_seqs`` choices go further, to its default 256, but a trial
+        measures twice its batch: at 256, 512 sequences, which on a CPU (about one
+        problem per second for SmolLM2) outlasts a whole short budget, and a trial
+        killed at the deadline measures nothing.  So vLLM is seeded where the other
+        backends are, and the search goes above it when the budget allows.
+        """
+        cap = max(self.batch_sizes)
+
+        def up_to_cap(sizes: tuple[int, ...]) -> int:
+            return max((size for size in sizes if size <= cap), default=min(sizes))
+
+        return [self._with_batch(backend, up_to_cap) for backend in self.backends]
+
     def smallest_batch_configs(self) -> list[ProfileConfig]:
         """Per backend, its smallest batch with the first choice of every other knob."""
         return [self._with_batch(backend, min) for backend in self.backends]

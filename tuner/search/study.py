@@ -252,16 +252,17 @@ def _same_params(trial: optuna.Trial) -> FrozenTrial | None:
 
 
 def seed_study(study: optuna.Study, space: SearchSpace, previous: ProfileConfig | None) -> None:
-    """Enqueue a previous profile, then each backend's largest batch.
+    """Enqueue a previous profile, then each backend's largest batch up to the probe's maximum.
 
     Throughput grows with batch size up to the memory bound (which the probe
     sets as the space's largest batch), so each backend's largest batch is the
-    strongest prior; with a budget of a few trials, TPE's random start-up
-    phase alone would often never reach it.  The batch-1 reference is no trial:
+    strongest prior (vLLM's at the same size: :meth:`SearchSpace.seed_configs`); with
+    a budget of a few trials, TPE's random start-up phase alone would often never
+    reach it.  The batch-1 reference is no trial:
     it runs on the canaries alone (:meth:`Objective.reference`).
     """
     configs = [previous] if previous is not None else []
-    configs += space.largest_batch_configs()
+    configs += space.seed_configs()
     for config in configs:
         params = space.params_of(config)
         if params is not None:  # skip_if_exists: a second worker does not enqueue it again
