@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from common.children import die_with_parent
 from tuner.measurement.workload import Workload
 
 if TYPE_CHECKING:
@@ -220,8 +221,13 @@ def run_trial(
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 start_new_session=True,  # its own group: kill it whole
+                preexec_fn=die_with_parent(),  # and no orphan when the tuner is killed
             )
-            ended = _supervise(process, paths[2], time_limit_s, on_progress)
+            try:
+                ended = _supervise(process, paths[2], time_limit_s, on_progress)
+            except BaseException:  # the tuner is stopping (SIGTERM, Ctrl-C): so is the trial
+                _kill(process)
+                raise
         if ended is not None:
             return TrialResult(status=ended[0], message=ended[1])
         if paths[1].is_file():

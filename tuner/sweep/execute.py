@@ -8,26 +8,23 @@ it needs travels in a picklable :class:`JobContext`.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.children import die_with_parent
 from common.stopping import Stopped
 from tuner.sweep.jobs import eval_command, find_run_dir, tune_commands
 from tuner.sweep.manifest import Job, Manifest
 from tuner.sweep.spec import SweepSpec
 
 JOB_LOG = "job.log"
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _STOP_GRACE_S = 60.0  # for a stopped job to write its reports and close its engine
 
 
@@ -94,30 +91,12 @@ def _run(command: list[str], log_path: Path, extra_env: dict[str, str]) -> int:
         # process group keeps a terminal's Ctrl-C for the sweep, which stops the job itself.
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                   preexec_fn=_die_with(os.getpid()))  # fmt: skip
+                                   preexec_fn=die_with_parent())  # fmt: skip
         try:
             return process.wait()
         except BaseException:  # the sweep is stopping: the job stops too, saving its reports
             _stop(process)
             raise
-
-
-def _die_with(parent: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that kills the job when the sweep dies, even by SIGKILL (Linux).
-
-    Without it a killed sweep left its job writing, and the rerun wrote the same
-    run folder a second time.  SIGKILL, not SIGTERM: it also ends a stopped job.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
-
-    def arm() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the sweep died before the line above
-            os._exit(1)
-
-    return arm
 
 
 def _stop(process: subprocess.Popen) -> None:
