@@ -235,7 +235,7 @@ def test_tune_writes_a_profile_that_beats_batch_1_and_eval_uses_it(tmp_path):
     assert settings["engine"]["stopping"] == chosen["stopping"]
 
 
-def test_study_is_seeded_with_each_backends_largest_batch(tmp_path):
+def test_study_is_seeded_with_each_backends_largest_batch_vllm_first(tmp_path):
     space = SearchSpace(backends=("transformers", "vllm"), batch_sizes=(1, 4, 16))
     study = open_study(f"sqlite:///{tmp_path / 's.db'}", "seed", StudySettings(model=TINY))
     seed_study(study, space, None)
@@ -243,6 +243,6 @@ def test_study_is_seeded_with_each_backends_largest_batch(tmp_path):
     waiting = [t.system_attrs["fixed_params"] for t in study.get_trials(deepcopy=False)]
     # no batch-1 reference trial: the reference runs on the canaries alone, outside the trials
     assert [(p["backend"], p.get("batch_size"), p.get("max_num_seqs")) for p in waiting] == [
-        ("transformers", 16, None),
         ("vllm", None, 16),
+        ("transformers", 16, None),
     ]
