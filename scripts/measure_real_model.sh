@@ -4,7 +4,9 @@
 #   2. the speedup table: batch 1, transformers batch 16/32 with per_row and post stopping,
 #      transformers_cb, vLLM, tuned; accuracy against gold and agreement with batch 1;
 #   3. eval --profile auto on svamp, next to batch 1 on the same problems;
-#   4. majority_vote k=5 against standard, through the same profile.
+#   4. majority_vote k=5 against standard, through the same profile;
+#   5. tune --budget 5m against the exhaustive grid, for runs of 50 and 1,000 problems
+#      (infertune efficiency --budget; issue 12).
 # Usage: bash scripts/measure_real_model.sh [OUT] (default docs/results/<date>-<hardware>-smollm2)
 # Every step's command line and output land in OUT; nothing else is written.
 set -euo pipefail
@@ -15,9 +17,9 @@ EVAL_COUNT=${EVAL_COUNT:-200} # eval problems (svamp)
 VOTE_COUNT=${VOTE_COUNT:-32}  # majority-vote problems (svamp)
 TOKENS=${TOKENS:-128}        # tune and speedup
 EVAL_TOKENS=${EVAL_TOKENS:-256}
-CANARIES=${CANARIES:-6}      # the batch-1 reference: ~10-30 s each on this CPU
-BUDGET=${BUDGET:-12m}
-MAX_BATCH=${MAX_BATCH:-16}  # this CPU; a probe would say so
+CANARIES=${CANARIES:-4}      # the batch-1 reference: ~10-30 s each on this CPU
+BUDGET=${BUDGET:-5m}
+MAX_BATCH=${MAX_BATCH:-32}  # this CPU; a probe would say so
 HW=$(python -c "from common.hardware import fingerprint, hardware_id; print(hardware_id(fingerprint()))")
 OUT=${1:-docs/results/$(date +%F)-$HW-smollm2}
 mkdir -p "$OUT"
@@ -52,3 +54,7 @@ run 4-vote-standard python -m evaluation.eval --model "$MODEL" --dataset svamp \
 run 4-vote-k5 python -m evaluation.eval --model "$MODEL" --dataset svamp --count "$VOTE_COUNT" \
   --agent majority_vote --num-runs 5 --profile auto \
   --max-new-tokens "$EVAL_TOKENS" --round majority-k5 --results-dir "$OUT/vote"
+run 5-efficiency python -m commands.main efficiency --model "$MODEL" --dataset gsm8k \
+  --backend transformers vllm --batch-sizes 8 32 --count 16 --canary-size "$CANARIES" \
+  --max-new-tokens "$TOKENS" --budget 5m --for-count 50 1000 --storage-dir "$OUT/efficiency" \
+  --json "$OUT/efficiency.json"
