@@ -37,18 +37,24 @@ def save_plots(
         "batch": lambda: _throughput_by_batch(rows),
     }
     written, notes = [], []
-    for name, make in makers.items():
-        path = stem.with_name(f"{stem.name}.{name}.png")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                axes = make()
-            _save(axes, path)
-            written.append(path)
-        except Exception as error:  # a plot is a nicety: say why it is missing, go on
-            notes.append(
-                f"{name} plot skipped: {str(error).splitlines()[0] if str(error) else error!r}"
-            )
+    # Optuna logs "Trial N is omitted in visualization" for every trial that timed out (its
+    # wall is inf): noise in the middle of tune's report, which shows those trials itself.
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        for name, make in makers.items():
+            path = stem.with_name(f"{stem.name}.{name}.png")
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    axes = make()
+                _save(axes, path)
+                written.append(path)
+            except Exception as error:  # a plot is a nicety: say why it is missing, go on
+                first = str(error).splitlines()[0] if str(error) else repr(error)
+                notes.append(f"{name} plot skipped: {first}")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     return written, notes
 
 
