@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -11,12 +12,29 @@ from tuner.reports.plots import save_plots
 from tuner.search.trials import trial_rows
 
 
-def test_a_timed_out_trial_is_plotted_around_without_a_log_line(tmp_path: Path, capfd) -> None:
-    study = optuna.create_study(direction="minimize")
-    for value in (120.0, math.inf):  # a trial that timed out has an infinite predicted wall
-        trial = study.ask({"batch_size": optuna.distributions.IntDistribution(1, 64)})
-        study.tell(trial, value)
-    written, notes = save_plots(study, trial_rows(study), tmp_path / "profile")
-    assert tmp_path / "profile.history.png" in written, notes
-    assert "omitted in visualization" not in capfd.readouterr().err
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_a_timed_out_trial_is_plotted_around_without_a_log_line(tmp_path: Path) -> None:
+    study = optuna.create_study(direction="minimize", sampler=optuna.samplers.RandomSampler(0))
+    space = {
+        "batch_size": optuna.distributions.IntDistribution(1, 64),
+        "stopping": optuna.distributions.CategoricalDistribution(["post", "per_row"]),
+    }
+    for value in (120.0, 80.0, math.inf):  # a trial that timed out has an infinite predicted wall
+        study.tell(study.ask(space), value)
+    lines = _Lines()  # Optuna's logger does not propagate: listen to it directly
+    logging.getLogger("optuna").addHandler(lines)
+    try:
+        written, notes = save_plots(study, trial_rows(study), tmp_path / "profile")
+    finally:
+        logging.getLogger("optuna").removeHandler(lines)
+    assert tmp_path / "profile.importance.png" in written, notes  # the plot that logged it
+    assert not [line for line in lines.lines if "omitted in visualization" in line]
     assert optuna.logging.get_verbosity() == optuna.logging.INFO  # put back as it was
