@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 # loggers of libraries that talk a lot at INFO; they follow -v/-q but never go below WARNING
@@ -60,4 +61,8 @@ def setup_logging(verbose: int = 0, quiet: int = 0) -> int:
     library_level = level if verbose > 1 else max(level, logging.WARNING)
     for name in _CHATTY:
         logging.getLogger(name).setLevel(library_level)
+    # vLLM configures its own logger when it is imported, which is after this, at INFO
+    # (twenty lines of engine config per eval); it reads its level from the environment,
+    # which the trial and sweep subprocesses inherit too (-vv shows its INFO lines).
+    os.environ["VLLM_LOGGING_LEVEL"] = logging.getLevelName(library_level)
     return level

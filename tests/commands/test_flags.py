@@ -103,3 +103,28 @@ def test_library_warnings_go_through_logging(capsys) -> None:
     finally:
         logging.captureWarnings(False)
         root.setLevel(level)
+
+
+VLLM_SAYS = """
+from commands.logs import setup_logging
+setup_logging(verbose={verbose})
+import vllm.logger
+vllm.logger.init_logger("vllm.engine").info("engine config: twenty lines")
+"""
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize(
+    ("verbose", "env", "shown"),
+    [(0, {}, False), (2, {}, True), (0, {"VLLM_LOGGING_LEVEL": "INFO"}, False)],
+)
+def test_vllm_info_lines_follow_the_verbosity(verbose, env, shown) -> None:
+    """vLLM sets up its own logger on import (after the command's), at INFO unless told;
+    -v/-q decide for it as for every library (-vv shows its INFO lines)."""
+    import os
+
+    base = {k: v for k, v in os.environ.items() if k != "VLLM_LOGGING_LEVEL"}
+    done = subprocess.run([sys.executable, "-c", VLLM_SAYS.format(verbose=verbose)],
+                          env=base | env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert ("twenty lines" in done.stderr) is shown
