@@ -245,13 +245,21 @@ def _sized_for_prompts(
     backend: str, engine: dict[str, object], model: str, mode: Mode, problems: list[Problem]
 ) -> dict[str, object]:
     """vLLM sizes its KV cache at load, for ``max_model_len``: the longest prompt of this
-    run plus ``max_new_tokens``.  An agent's prompts grow step by step, so it keeps
-    the engine's default; an explicit ``max_model_len`` always wins."""
-    if backend != "vllm" or not isinstance(mode, StandardMode):
+    run plus ``max_new_tokens``.  A one-step agent (majority_vote) sends the problems'
+    own prompts, so it is sized the same way; a stepwise agent's prompts grow step by
+    step, so it keeps the engine's default.  An explicit ``max_model_len`` always wins."""
+    agent = getattr(mode, "agent", None)
+    if isinstance(mode, StandardMode):
+        prompt = mode.prompt
+    elif agent is not None and agent.max_steps() == 1:
+        prompt = agent.prompt
+    else:
+        return engine
+    if backend != "vllm":
         return engine
     from engines.vllm_sizing import with_model_len
 
-    return with_model_len(engine, model, [build_request(p, mode.prompt) for p in problems])
+    return with_model_len(engine, model, [build_request(p, prompt) for p in problems])
 
 
 def _chunk_size(mode: Mode, backend: str, engine: dict[str, object]) -> int | None:

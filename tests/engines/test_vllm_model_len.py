@@ -90,6 +90,19 @@ def test_an_explicit_engine_arg_wins_in_eval(tmp_path: Path) -> None:
     assert sized.engine_settings["max_model_len"] < 999
 
 
+def test_a_one_step_agent_is_sized_like_a_standard_run(tmp_path: Path) -> None:
+    # majority_vote sends the problems' own prompts k times: sized, not vLLM's 4,096 tokens
+    # (measured on SmolLM2: it ran with 4,096 while the standard run of it had 363)
+    base = EvalRequest(model=MODEL, dataset="synthetic", count=3, backend="vllm",
+                       max_new_tokens=12, results_dir=str(tmp_path))  # fmt: skip
+    standard = build_plan(base).engine_settings["max_model_len"]
+    vote = build_plan(dataclasses.replace(base, mode="majority_vote")).engine_settings
+    assert vote["max_model_len"] == standard
+    # a stepwise agent's prompts grow with its steps: the engine's default stays
+    stepwise = build_plan(dataclasses.replace(base, mode="solver_checker")).engine_settings
+    assert "max_model_len" not in stepwise
+
+
 def test_on_cpu_the_kv_cache_is_sized_in_bytes_for_the_length() -> None:
     if not on_cpu():
         pytest.skip("the CPU sizing applies without a GPU")
