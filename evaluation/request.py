@@ -80,9 +80,11 @@ class ProfileSettings:
         batch scaled so that ``samples_per_problem`` sequences per problem are in flight
         for as many problems: times k for a setting that counts sequences (vLLM's
         ``max_num_seqs``), unchanged for one that counts requests (transformers'
-        ``batch_size``), capped at :attr:`max_batch_size` when the tune recorded one.
+        ``batch_size``), capped at :attr:`max_batch_size` when the tune recorded one
+        (for vLLM at no less than its default 256 sequences, which its KV cache bounds).
         """
         from engines.registry import batch_field
+        from engines.vllm import DEFAULT_MAX_NUM_SEQS
 
         found = [c for c in self.choices if c.covers(mode, count)]
         base = found or [c for c in self.choices if c.covers("standard", count)]
@@ -97,6 +99,8 @@ class ProfileSettings:
             unit = sequences_per_batch_unit(choice.backend, samples_per_problem)
             scaled = batch * (samples_per_problem // unit)
             cap = self.max_batch_size
+            if cap and choice.backend == "vllm":  # bounded by its KV cache, not by the probe
+                cap = max(cap, DEFAULT_MAX_NUM_SEQS)
             engine[knob] = scaled = max(batch, min(scaled, cap)) if cap else scaled
             entry["scaled_for_mode"] = {"mode": mode, "samples_per_problem": samples_per_problem,
                                         "from": batch, "to": scaled, "cap": cap}  # fmt: skip

@@ -62,12 +62,22 @@ def test_the_entry_for_the_run_s_mode_applies(run_eval, profile, tmp_path: Path)
 
 
 def test_an_untuned_mode_scales_a_sequence_counting_batch_up_to_the_cap() -> None:
-    vllm = ProfileChoice(mode="standard", backend="vllm", engine={"max_num_seqs": 8})
-    settings = ProfileSettings(path="p.json", backend="vllm", choices=(vllm,), max_batch_size=12)
-    assert settings.for_run("majority_vote/k5", 50, 5).engine == {"max_num_seqs": 12}
-    assert settings.for_run("standard", 50, 1).engine == {"max_num_seqs": 8}
+    cb = ProfileChoice(mode="standard", backend="transformers_cb",
+                       engine={"max_requests_per_batch": 8})  # fmt: skip
+    settings = ProfileSettings(path="p.json", backend="transformers_cb", choices=(cb,),
+                               max_batch_size=12)  # fmt: skip
+    assert settings.for_run("majority_vote/k5", 50, 5).engine == {"max_requests_per_batch": 12}
+    assert settings.for_run("standard", 50, 1).engine == {"max_requests_per_batch": 8}
     uncapped = dataclasses.replace(settings, max_batch_size=None)
-    assert uncapped.for_run("majority_vote/k5", 50, 5).engine == {"max_num_seqs": 40}
+    assert uncapped.for_run("majority_vote/k5", 50, 5).engine == {"max_requests_per_batch": 40}
+
+
+def test_vllm_scales_past_the_probe_max_up_to_its_default() -> None:
+    # measured on SmolLM2: k=5 held at the probe's 32 sequences cost 9.0x the standard pass
+    vllm = ProfileChoice(mode="standard", backend="vllm", engine={"max_num_seqs": 32})
+    settings = ProfileSettings(path="p.json", backend="vllm", choices=(vllm,), max_batch_size=32)
+    assert settings.for_run("majority_vote/k5", 50, 5).engine == {"max_num_seqs": 160}
+    assert settings.for_run("majority_vote/k16", 50, 16).engine == {"max_num_seqs": 256}
 
 
 def test_batch_size_auto_takes_this_machine_s_profile(

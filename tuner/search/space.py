@@ -19,6 +19,7 @@ from typing import Any
 
 from engines.errors import ConfigError
 from engines.registry import batch_field
+from engines.vllm import DEFAULT_MAX_NUM_SEQS
 from tuner.profiles import ProfileConfig
 
 # backend -> ((trial parameter, engine setting, SearchSpace field holding the choices), ...)
@@ -43,7 +44,7 @@ KNOBS: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
 }
 # vLLM's own max_num_seqs when none is set: a profile must be able to reach (and beat) it
-VLLM_DEFAULT_MAX_NUM_SEQS = 256
+VLLM_DEFAULT_MAX_NUM_SEQS = DEFAULT_MAX_NUM_SEQS
 CB_PAGE_SIZE = 64
 CB_PROMPT_ALLOWANCE = 512  # tokens per row reserved for the prompt in the CB KV cache
 
