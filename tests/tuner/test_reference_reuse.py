@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from tuner.measurement.benchmark import parity_report, run_trial
 from tuner.measurement.workload import build_workload
-from tuner.search.reference import REFERENCE_STUDY, load_shared, reference_key
+from tuner.search.reference import REFERENCE_STUDY, get_reference, load_shared, reference_key
 from tuner.search.space import SearchSpace
 from tuner.search.storage import open_study
 from tuner.search.study import Objective, StudySettings, optimize, references, seed_study
@@ -64,3 +65,22 @@ def test_the_key_changes_with_what_the_reference_outputs_depend_on():
         reference_key(dataclasses.replace(workload, num_canary=2), "float32", "machine-a"),
     ]
     assert key not in others and len(set(others)) == len(others)
+
+
+def test_a_reference_out_of_time_keeps_the_canaries_it_finished(tmp_path):
+    """The main job's tune once ended with nothing: its 4-canary batch-1 reference on the
+    real model did not finish in its share of a 3-minute budget on a busy machine."""
+    workload = build_workload(TINY, "synthetic", size=4, max_new_tokens=4, num_canary=4)
+    study = open_study(f"journal:{tmp_path / 'study.log'}", "partial", StudySettings(model=TINY))
+    lines: list[str] = []
+    # the warm-up and two canaries return; the third canary's generate never does
+    reference = get_reference(study, workload, "float32", time_limit_s=30, log=lines.append,
+                              env={"INFERTUNE_FAULT": "hang_after_calls:3"})  # fmt: skip
+    assert reference.is_ok and len(reference.canary_token_ids) == 2, reference.message
+    assert reference.problems_per_s > 0 and "partial: 2 canaries" in lines[-1]
+    assert references(study)["float32"] == reference  # the study judges on it
+    assert load_shared(study, reference_key(workload, "float32")) is None  # others re-measure
+    # a trial of all four canaries is judged on the first two
+    trial = run_trial("transformers", TINY, {"batch_size": 4}, workload)
+    report = parity_report(trial, reference, workload.answers)
+    assert report.num_problems == 2 and report.agreement == 1.0

@@ -142,8 +142,8 @@ def parity_report(
         answering = is_answering(reference.canary_answers)
         return ParityReport(num_problems=count, is_answering=answering, agreement=0.0)
     return compare(
-        result.canary_answers,
-        result.canary_token_ids,
+        result.canary_answers[:count],
+        result.canary_token_ids[:count],
         reference.canary_answers,
         reference.canary_token_ids,
         golds[:count],
@@ -151,8 +151,9 @@ def parity_report(
 
 
 def _comparable(result: TrialResult, reference: TrialResult) -> bool:
+    # a partial reference holds the first canaries only: a trial is judged on those
     count = len(reference.canary_token_ids)
-    return result.is_ok and count > 0 and len(result.canary_token_ids) == count
+    return result.is_ok and count > 0 and len(result.canary_token_ids) >= count
 
 
 def workload_prefix(workload: Workload, size: int) -> Workload:
@@ -229,7 +230,7 @@ def run_trial(
                 _kill(process)
                 raise
         if ended is not None:
-            return TrialResult(status=ended[0], message=ended[1])
+            return TrialResult(status=ended[0], message=ended[1], **_progress_so_far(paths[2]))
         if paths[1].is_file():
             return TrialResult.from_dict(json.loads(paths[1].read_text()))
         return TrialResult(status="crashed", message=_crash_message(process, folder_path))
@@ -258,13 +259,49 @@ def _supervise(
         lines = progress_path.read_text().splitlines()
         for line in lines[seen:]:
             try:
-                done, elapsed = json.loads(line)
+                done, elapsed, *_ = json.loads(line)
             except ValueError:  # a line being written right now
                 break
             seen += 1
             if on_progress(done, elapsed):
                 _kill(process)
                 return "pruned", f"stopped after {done} problems: clearly slower than the best"
+
+
+def _progress_so_far(progress_path: Path) -> dict[str, Any]:
+    """What a stopped trial had finished: problems, timed seconds and its leading canaries.
+
+    The parity reference keeps these when it runs out of time (:func:`partial_reference`).
+    """
+    lines = progress_path.read_text().splitlines() if progress_path.is_file() else []
+    for line in reversed(lines):
+        try:
+            done, elapsed, *rest = json.loads(line)
+        except ValueError:  # the line being written when the trial was killed
+            continue
+        canaries = rest[0] if rest else []
+        return {
+            "num_problems": done,
+            "seconds": elapsed,
+            "canary_answers": tuple(answer for answer, _ in canaries),
+            "canary_token_ids": tuple(tuple(ids) for _, ids in canaries),
+        }
+    return {}
+
+
+def partial_reference(result: TrialResult) -> TrialResult | None:
+    """A reference stopped at its time limit, as a usable reference of the canaries it
+    finished (``None`` when it finished none): trials are then judged on those alone,
+    rather than the whole tune ending with nothing because batch 1 is slow."""
+    if result.status != "timeout" or not result.canary_token_ids or not result.seconds > 0:
+        return None
+    count = len(result.canary_token_ids)
+    return dataclasses.replace(
+        result,
+        status="ok",
+        problems_per_s=result.num_problems / result.seconds,
+        message=f"partial: {count} canaries finished in the time limit ({result.message})",
+    )
 
 
 def _kill(process: subprocess.Popen) -> None:

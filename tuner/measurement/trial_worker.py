@@ -16,6 +16,7 @@ and ``crash_above_batch:N`` kills the process instead (see :func:`install_fault`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from common.io import write_atomic
-from engines import Engine, load_engine
+from engines import Engine, GenerationRequest, load_engine
 from engines.errors import EngineOutOfMemoryError, InfertuneError
 from engines.registry import batch_field
 from tuner.measurement.benchmark import FAULT_ENV, TrialResult
@@ -38,22 +39,28 @@ WARMUP_REQUESTS = 2
 def install_fault(engine: Engine, fault: str) -> None:
     """Inject a fault at the lowest layer: the transformers model's ``generate``.
 
-    ``fault`` is ``"oom_above_batch:N"`` or ``"crash_above_batch:N"``.  Only for
-    tests; the engine above sees a real ``torch.OutOfMemoryError`` (or dies).
+    ``fault`` is ``"oom_above_batch:N"``, ``"crash_above_batch:N"`` or
+    ``"hang_after_calls:N"`` (calls past the N-th, warm-up included, never return:
+    a run stopped by its time limit).  Only for tests; the engine above sees a
+    real ``torch.OutOfMemoryError`` (or dies, or waits).
     """
     import torch
 
     kind, _, limit_text = fault.partition(":")
-    if kind not in ("oom_above_batch", "crash_above_batch") or not limit_text.isdigit():
-        raise InfertuneError(
-            f"{FAULT_ENV}={fault!r}: want oom_above_batch:N or crash_above_batch:N"
-        )
+    kinds = ("oom_above_batch", "crash_above_batch", "hang_after_calls")
+    if kind not in kinds or not limit_text.isdigit():
+        raise InfertuneError(f"{FAULT_ENV}={fault!r}: want one of {', '.join(kinds)}, then :N")
     model = getattr(engine, "model", None)
     if model is None:
         raise InfertuneError(f"{FAULT_ENV} needs the transformers backend (a .model.generate)")
-    limit, original = int(limit_text), model.generate
+    limit, original, calls = int(limit_text), model.generate, [0]
 
     def generate(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if kind == "hang_after_calls":
+            if calls[0] > limit:
+                time.sleep(3600)
+            return original(*args, **kwargs)
         rows = kwargs["input_ids"].shape[0]
         if rows > limit:
             if kind == "crash_above_batch":
@@ -81,7 +88,24 @@ def _warm_up(engine: Engine, workload: Workload, backend: str, settings: dict[st
     # so a few requests warm it, and a full batch of 256 would be a third of its trial.
     full = None if backend == "vllm" else settings.get(batch_field(backend))
     size = full or WARMUP_REQUESTS
-    engine.generate(workload.requests()[:size])
+    requests = workload.requests()[:size]
+    if size == 1:
+        # Batch 1 (the parity reference) grows no batch-sized cache: a short request warms
+        # it up, where a whole one cost a fifth of a 4-canary reference on a real model.
+        requests = [_shortened(r, WARMUP_TOKENS) for r in requests]
+    engine.generate(requests)
+
+
+WARMUP_TOKENS = 8
+
+
+def _shortened(request: GenerationRequest, tokens: int) -> GenerationRequest:
+    target = request.target_output_tokens
+    return dataclasses.replace(
+        request,
+        max_new_tokens=min(tokens, request.max_new_tokens),
+        target_output_tokens=None if target is None else min(target, tokens),
+    )
 
 
 def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, Any]:
@@ -101,7 +125,8 @@ def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, 
             for index, completions in zip(batch.indices, batch.outputs, strict=True):
                 outputs[index] = completions[0]
             done += len(batch.indices)
-            log.write(json.dumps([done, tracker.total().value]) + "\n")
+            finished = _finished_canaries(outputs, workload.num_canary)
+            log.write(json.dumps([done, tracker.total().value, finished]) + "\n")
             log.flush()
     seconds = tracker.total().value
     # The last block is the call that found no batch left: part of the run, not a batch.
@@ -120,6 +145,19 @@ def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, 
         "canary_token_ids": tuple(tuple(c.token_ids) for c in canary),
         **_gpu_fields(gpu.usage),
     }
+
+
+def _finished_canaries(outputs: list[Any], num_canary: int) -> list[list[Any]]:
+    """``[answer, token ids]`` of the canaries finished so far, in order, up to the first
+    missing one: what a run stopped at its time limit can still give the parity reference."""
+    from evaluation.grading import extract_answer
+
+    finished = []
+    for completion in outputs[:num_canary]:
+        if completion is None:
+            break
+        finished.append([extract_answer(completion.text), list(completion.token_ids)])
+    return finished
 
 
 def _gpu_fields(usage: GpuUsage | None) -> dict[str, float | None]:
