@@ -29,12 +29,16 @@ def test_a_timed_out_trial_is_plotted_around_without_a_log_line(tmp_path: Path) 
     }
     for value in (120.0, 80.0, math.inf):  # a trial that timed out has an infinite predicted wall
         study.tell(study.ask(space), value)
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)  # where Optuna would log the line
     lines = _Lines()  # Optuna's logger does not propagate: listen to it directly
     logging.getLogger("optuna").addHandler(lines)
     try:
         written, notes = save_plots(study, trial_rows(study), tmp_path / "profile")
+        restored = optuna.logging.get_verbosity()
     finally:
         logging.getLogger("optuna").removeHandler(lines)
+        optuna.logging.set_verbosity(before)
     assert tmp_path / "profile.importance.png" in written, notes  # the plot that logged it
     assert not [line for line in lines.lines if "omitted in visualization" in line]
-    assert optuna.logging.get_verbosity() == optuna.logging.INFO  # put back as it was
+    assert restored == optuna.logging.INFO  # put back as it was
