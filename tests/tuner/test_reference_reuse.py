@@ -74,7 +74,7 @@ def test_a_reference_out_of_time_keeps_the_canaries_it_finished(tmp_path):
     study = open_study(f"journal:{tmp_path / 'study.log'}", "partial", StudySettings(model=TINY))
     lines: list[str] = []
     # the warm-up and two canaries return; the third canary's generate never does
-    reference = get_reference(study, workload, "float32", time_limit_s=30, log=lines.append,
+    reference = get_reference(study, workload, "float32", time_limit_s=20, log=lines.append,
                               env={"INFERTUNE_FAULT": "hang_after_calls:3"})  # fmt: skip
     assert reference.is_ok and len(reference.canary_token_ids) == 2, reference.message
     assert reference.problems_per_s > 0 and "partial: 2 canaries" in lines[-1]
