@@ -269,39 +269,27 @@ def _supervise(
 
 
 def _progress_so_far(progress_path: Path) -> dict[str, Any]:
-    """What a stopped trial had finished: problems, timed seconds and its leading canaries.
+    """What a stopped trial had finished: problems, timed seconds and its leading canaries
+    (each line adds the canaries finished since the one before).
 
-    The parity reference keeps these when it runs out of time (:func:`partial_reference`).
+    The parity reference keeps these when it runs out of time
+    (:func:`tuner.search.reference.partial_reference`).
     """
     lines = progress_path.read_text().splitlines() if progress_path.is_file() else []
-    for line in reversed(lines):
+    progress, canaries = {}, []
+    for line in lines:
         try:
-            done, elapsed, *rest = json.loads(line)
+            done, elapsed, newly = json.loads(line)
         except ValueError:  # the line being written when the trial was killed
-            continue
-        canaries = rest[0] if rest else []
-        return {
-            "num_problems": done,
-            "seconds": elapsed,
-            "canary_answers": tuple(answer for answer, _ in canaries),
-            "canary_token_ids": tuple(tuple(ids) for _, ids in canaries),
-        }
-    return {}
-
-
-def partial_reference(result: TrialResult) -> TrialResult | None:
-    """A reference stopped at its time limit, as a usable reference of the canaries it
-    finished (``None`` when it finished none): trials are then judged on those alone,
-    rather than the whole tune ending with nothing because batch 1 is slow."""
-    if result.status != "timeout" or not result.canary_token_ids or not result.seconds > 0:
-        return None
-    count = len(result.canary_token_ids)
-    return dataclasses.replace(
-        result,
-        status="ok",
-        problems_per_s=result.num_problems / result.seconds,
-        message=f"partial: {count} canaries finished in the time limit ({result.message})",
-    )
+            break
+        progress = {"num_problems": done, "seconds": elapsed}
+        canaries += newly
+    if not progress:
+        return {}
+    return progress | {
+        "canary_answers": tuple(answer for answer, _ in canaries),
+        "canary_token_ids": tuple(tuple(ids) for _, ids in canaries),
+    }
 
 
 def _kill(process: subprocess.Popen) -> None:

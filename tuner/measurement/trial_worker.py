@@ -113,7 +113,7 @@ def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, 
 
     requests = workload.requests()
     outputs: list[Any] = [None] * len(requests)
-    tracker, batches, done = LatencyTracker(), engine.iter_batches(requests), 0
+    tracker, batches, done, reported = LatencyTracker(), engine.iter_batches(requests), 0, 0
     with PeakMemory() as memory, GpuSampler() as gpu, progress.open("a") as log:
         while True:
             with tracker.track():  # one block per batch: latency per batch
@@ -125,8 +125,9 @@ def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, 
             for index, completions in zip(batch.indices, batch.outputs, strict=True):
                 outputs[index] = completions[0]
             done += len(batch.indices)
-            finished = _finished_canaries(outputs, workload.num_canary)
-            log.write(json.dumps([done, tracker.total().value, finished]) + "\n")
+            newly = _newly_finished_canaries(outputs, workload.num_canary, reported)
+            reported += len(newly)
+            log.write(json.dumps([done, tracker.total().value, newly]) + "\n")
             log.flush()
     seconds = tracker.total().value
     # The last block is the call that found no batch left: part of the run, not a batch.
@@ -147,13 +148,14 @@ def _timed_run(engine: Engine, workload: Workload, progress: Path) -> dict[str, 
     }
 
 
-def _finished_canaries(outputs: list[Any], num_canary: int) -> list[list[Any]]:
-    """``[answer, token ids]`` of the canaries finished so far, in order, up to the first
-    missing one: what a run stopped at its time limit can still give the parity reference."""
+def _newly_finished_canaries(outputs: list[Any], num_canary: int, start: int) -> list[list[Any]]:
+    """``[answer, token ids]`` of the canaries from ``start`` on that are finished, in order,
+    up to the first missing one: each progress line carries those not reported before, so a
+    run stopped at its time limit can still give the parity reference what it finished."""
     from evaluation.grading import extract_answer
 
     finished = []
-    for completion in outputs[:num_canary]:
+    for completion in outputs[start:num_canary]:
         if completion is None:
             break
         finished.append([extract_answer(completion.text), list(completion.token_ids)])

@@ -14,6 +14,7 @@ same moment may both measure it; the second write is the same result.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import warnings
@@ -23,12 +24,7 @@ import optuna
 
 from common.hardware import fingerprint, hardware_id
 from engines.models import model_revision
-from tuner.measurement.benchmark import (
-    TrialResult,
-    partial_reference,
-    run_trial,
-    workload_prefix,
-)
+from tuner.measurement.benchmark import TrialResult, run_trial, workload_prefix
 from tuner.measurement.workload import Workload
 from tuner.search.space import reference_config
 
@@ -79,6 +75,21 @@ def get_reference(
         store_shared(study, key, result)
     store_reference(study, dtype, result)
     return result
+
+
+def partial_reference(result: TrialResult) -> TrialResult | None:
+    """A reference stopped at its time limit, as a usable reference of the canaries it
+    finished (``None`` when it finished none): trials are then judged on those alone,
+    rather than the whole tune ending with nothing because batch 1 is slow."""
+    if result.status != "timeout" or not result.canary_token_ids or not result.seconds > 0:
+        return None
+    count = len(result.canary_token_ids)
+    return dataclasses.replace(
+        result,
+        status="ok",
+        problems_per_s=result.num_problems / result.seconds,
+        message=f"partial: {count} canaries finished in the time limit ({result.message})",
+    )
 
 
 def canary_workload(workload: Workload) -> Workload:
