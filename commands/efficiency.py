@@ -100,6 +100,16 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if min(args.for_count) < 1:
         raise ConfigError(f"--for-count must be >= 1, got {min(args.for_count)}")
+    # what both benchmarks take: the workload and the space of the grid
+    shared = {
+        "backends": args.backend,
+        "batch_sizes": args.batch_sizes,
+        "count": args.count,
+        "max_new_tokens": args.max_new_tokens,
+        "seed": args.seed,
+        "data_dir": args.data_dir,
+        "log": lambda text: print(text, file=sys.stderr, flush=True),
+    }
     if args.budget is not None:
         from tuner.search.budget_efficiency import measure_budget_efficiency
 
@@ -108,37 +118,16 @@ def run(args: argparse.Namespace) -> int:
             args.dataset,
             budget_s=args.budget,
             for_counts=args.for_count,
-            backends=args.backend,
-            batch_sizes=args.batch_sizes,
-            count=args.count,
             canary_size=args.canary_size,
-            max_new_tokens=args.max_new_tokens,
-            seed=args.seed,
-            data_dir=args.data_dir,
             storage_dir=args.storage_dir,
-            log=lambda text: print(text, file=sys.stderr, flush=True),
+            **shared,
         )
-        return _print(report, args.json)
-    report = measure_efficiency(
-        args.model,
-        args.dataset,
-        backends=args.backend,
-        batch_sizes=args.batch_sizes,
-        count=args.count,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        repeats=args.repeats,
-        data_dir=args.data_dir,
-        log=lambda text: print(text, file=sys.stderr, flush=True),
-    )
-    return _print(report, args.json)
-
-
-def _print(report: dict, path: str | None) -> int:
+    else:
+        report = measure_efficiency(args.model, args.dataset, repeats=args.repeats, **shared)
     text = json.dumps(report, indent=2)
     print(text)
-    if path:
+    if args.json:
         from common.io import write_atomic
 
-        write_atomic(Path(path), text + "\n")
+        write_atomic(Path(args.json), text + "\n")
     return 0

@@ -248,14 +248,14 @@ def _sized_for_prompts(
     run plus ``max_new_tokens``.  A one-step agent (majority_vote) sends the problems'
     own prompts, so it is sized the same way; a stepwise agent's prompts grow step by
     step, so it keeps the engine's default.  An explicit ``max_model_len`` always wins."""
+    if backend != "vllm":
+        return engine
     agent = getattr(mode, "agent", None)
     if isinstance(mode, StandardMode):
         prompt = mode.prompt
     elif agent is not None and agent.max_steps() == 1:
         prompt = agent.prompt
     else:
-        return engine
-    if backend != "vllm":
         return engine
     from engines.vllm_sizing import with_model_len
 

@@ -9,31 +9,16 @@ import pytest
 
 from commands.main import main
 
+# a tiny real space: synthetic:tiny through transformers on the built-in data
+TINY = ["efficiency", "--model", "synthetic:tiny", "--dataset", "synthetic",
+        "--backend", "transformers", "--max-new-tokens", "4"]  # fmt: skip
+
 
 @pytest.mark.slow  # about a minute on two cores: 4 grid, 1 tuner and 3 finalist trials
 def test_report_compares_tuner_and_grid(tmp_path: Path, capsys) -> None:
     report_file = tmp_path / "efficiency.json"
-    code = main(
-        [
-            "efficiency",
-            "--model",
-            "synthetic:tiny",
-            "--dataset",
-            "synthetic",
-            "--backend",
-            "transformers",
-            "--batch-sizes",
-            "4",
-            "--count",
-            "4",
-            "--max-new-tokens",
-            "4",
-            "--repeats",
-            "1",
-            "--json",
-            str(report_file),
-        ]
-    )
+    code = main([*TINY, "--batch-sizes", "4", "--count", "4", "--repeats", "1",
+                 "--json", str(report_file)])  # fmt: skip
     assert code == 0
     report = json.loads(report_file.read_text())
     assert json.loads(capsys.readouterr().out) == report
@@ -56,33 +41,9 @@ def test_bad_numbers_are_one_line_exit_2(capsys) -> None:
 @pytest.mark.slow  # about a minute on two cores: a 2-point grid and one 20-second tune
 def test_budget_report_judges_the_tune_by_wall_time(tmp_path: Path) -> None:
     report_file = tmp_path / "budget.json"
-    code = main(
-        [
-            "efficiency",
-            "--model",
-            "synthetic:tiny",
-            "--dataset",
-            "synthetic",
-            "--backend",
-            "transformers",
-            "--batch-sizes",
-            "2",
-            "--count",
-            "2",
-            "--canary-size",
-            "2",
-            "--max-new-tokens",
-            "4",
-            "--budget",
-            "20s",
-            "--for-count",
-            "7",
-            "--storage-dir",
-            str(tmp_path / "studies"),
-            "--json",
-            str(report_file),
-        ]
-    )
+    code = main([*TINY, "--batch-sizes", "2", "--count", "2", "--canary-size", "2",
+                 "--budget", "20s", "--for-count", "7", "--storage-dir", str(tmp_path / "studies"),
+                 "--json", str(report_file)])  # fmt: skip
     assert code == 0
     report = json.loads(report_file.read_text())
     # one sort order and no prefix caching: batch 2 x (post, per_row)

@@ -72,7 +72,7 @@ def measure_budget_efficiency(
         tunes = [
             _run_tune(
                 space, workload, model, count, seed, budget_s, n, folder / f"tune-{n}.log", log
-            )  # fmt: skip
+            )
             for n in for_counts
         ]
     return {
@@ -83,14 +83,14 @@ def measure_budget_efficiency(
             "canaries": canary_size,
             "max_new_tokens": max_new_tokens,
             "pool": workload.size,
-        },  # fmt: skip
+        },
         "budget_s": budget_s,
         "grid_configurations": len(space.grid()),
         "grid_seconds": grid_s,
         "grid": grid["rows"],
         "by_count": [
             _judge(n, grid["lines"], tune) for n, tune in zip(for_counts, tunes, strict=True)
-        ],  # fmt: skip
+        ],
     }
 
 
@@ -142,17 +142,17 @@ def _run_grid(
     study, settings = _study(model, count, seed, journal, n_trials=len(configs))
     for config in configs:
         study.enqueue_trial(space.params_of(config))
-    objective = Objective(space, workload, settings, log=log,
-                          run=RunShape(for_count=for_counts[0]))  # fmt: skip
+    run = RunShape(for_count=for_counts[0])
+    objective = Objective(space, workload, settings, log=log, run=run)
     optimize(study, objective, settings)
     lines = {line.trial_number: line for line in wall_lines(study)}
     rows, by_config = [], {}
     for row in sorted(trial_rows(study), key=lambda r: r.number):
-        line = lines.get(row.number)
-        by_config[_key(row.backend, row.settings)] = line
+        line, key = lines.get(row.number), _key(row.backend, row.settings)
+        by_config[key] = line
         rows.append(
             {
-                "config": _key(row.backend, row.settings),
+                "config": key,
                 "status": row.status,
                 "feasible": row.is_feasible,
                 "agreement": row.agreement,
@@ -182,8 +182,9 @@ def _run_tune(
     from tuner.search.trials import trial_rows
 
     budget = Budget(total_s=budget_s)  # from here, as the command's clock starts at its call
-    study, settings = _study(model, count, seed, journal, n_trials=len(space.grid()) * 4,
-                             timeout_s=budget_s)  # fmt: skip
+    # n_trials far above the grid: the budget, not a count, ends the tune
+    trials = len(space.grid()) * 4
+    study, settings = _study(model, count, seed, journal, n_trials=trials, timeout_s=budget_s)
     seed_study(study, space, None)
     run = RunShape(for_count=for_count)
     objective = Objective(space, workload, settings, log=log, run=run, budget=budget)
@@ -204,7 +205,7 @@ def _run_tune(
             "backend": row.backend,
             "settings": row.settings,
             "own_wall_s": pick.wall(for_count),
-        },  # fmt: skip
+        },
     }
 
 
