@@ -65,3 +65,19 @@ def test_each_trial_measures_a_prefix_that_keeps_its_batch_full():
     assert prefix.problem_ids == workload.problem_ids[:8] and prefix.num_canary == 3
     assert prefix.output_lengths == workload.output_lengths[:8]
     assert workload_prefix(workload, 100) is workload
+
+
+def test_batch_1_warms_up_on_a_short_request_and_a_batch_on_a_full_one():
+    # a whole request at batch 1 was a fifth of a 4-canary reference on the real model
+    from engines import load_engine
+    from tuner.measurement.trial_worker import WARMUP_TOKENS, _warm_up
+
+    workload = build_workload(TINY, "synthetic", size=4, max_new_tokens=32, num_canary=2)
+    with load_engine("transformers", TINY, batch_size=1) as engine:
+        _warm_up(engine, workload, "transformers", {"batch_size": 1})
+        assert engine.stats.num_requests == 1
+        assert 0 < engine.stats.completion_tokens <= WARMUP_TOKENS
+    with load_engine("transformers", TINY, batch_size=4) as engine:
+        _warm_up(engine, workload, "transformers", {"batch_size": 4})
+        full = sum(r.target_output_tokens or r.max_new_tokens for r in workload.requests())
+        assert engine.stats.num_requests == 4 and engine.stats.completion_tokens == full
