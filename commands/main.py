@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from importlib import metadata
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from commands.logs import add_verbosity, setup_logging
 from engines.errors import run_reporting_errors
@@ -31,7 +31,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its usage errors as one line and exit code 2 like every other error."""
+    """argparse, with its usage errors as one line and exit code 2 like every other error.
+
+    Flags must be spelled out: with argparse's prefix matching, ``probe --batch-size 4``
+    silently set ``--batch-sizes`` while ``--batch-size`` means the run's batch in ``eval``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # subcommand parsers are built through here too
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

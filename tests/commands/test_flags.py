@@ -67,6 +67,22 @@ def test_old_flags_still_parse() -> None:
     assert parse(["speedup", "--model", "m", "--dataset", "d", "--out", "o"]).results_dir == "o"
 
 
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        # --batch-size is eval's run batch; in probe it once matched --batch-sizes silently
+        (["probe", "--model", "m", "--batch-size", "4"], "--batch-size"),
+        (["efficiency", "--model", "m", "--dataset", "d", "--batch_size", "4"], "--batch_size"),
+        (["eval", "--model", "m", "--max-new", "8"], "--max-new"),
+    ],
+)
+def test_flags_are_spelled_out_not_abbreviated(argv: list[str], named: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and named in err
+
+
 def test_backend_choices_come_from_the_engine_table(capsys) -> None:
     # eval's --inference_backend once offered only transformers and vllm
     args = build_parser().parse_args(["eval", "--inference_backend", "transformers_cb"])
