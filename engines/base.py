@@ -159,14 +159,13 @@ class Engine(abc.ABC):
         """The Hugging Face tokenizer used for prompts and detokenisation."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def settings(self) -> dict[str, object]:
         """The settings this engine runs with, defaults and resolved values included.
 
         Results store them (``run.json``), so a run says exactly what produced
-        it, not only what was asked for.  An engine without a config (a test
-        double) has none.
+        it, not only what was asked for; abstract so that no engine leaves them out.
         """
-        return {}
 
     def forget_cached_prompts(self) -> None:  # noqa: B027 - optional hook
         """Drop prompt KV blocks kept for reuse (vLLM's prefix cache).

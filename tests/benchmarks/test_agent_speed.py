@@ -67,6 +67,9 @@ class ReplayedLengths(Engine):
     def forget_cached_prompts(self) -> None:
         self.inner.forget_cached_prompts()
 
+    def settings(self) -> dict[str, object]:
+        return self.inner.settings()
+
     def _length(self, request: GenerationRequest) -> int:
         text = request.prompt or request.messages[-1]["content"]
         return next(n for q, n in self.length_by_question.items() if q in text)

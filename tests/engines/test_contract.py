@@ -81,3 +81,21 @@ def test_chat_messages(engine):
     [[completion]] = engine.generate([GenerationRequest(messages=messages, max_new_tokens=6)])
     assert completion.prompt_tokens > len(engine.tokenizer(PROMPTS[3])["input_ids"])
     assert completion.completion_tokens >= 1
+
+
+def test_settings_are_the_engines_resolved_config(engine):
+    # Every engine states what it ran with; run.json and trial results store it.
+    settings = engine.settings()
+    assert settings and set(ENGINES[engine.name]) <= set(settings)
+
+
+def test_an_engine_without_settings_cannot_be_built():
+    # settings() is part of the interface: callers never ask hasattr first.
+    from engines.base import Engine
+
+    class Silent(Engine):
+        def iter_batches(self, requests):
+            yield from ()
+
+    with pytest.raises(TypeError, match="settings"):
+        Silent()

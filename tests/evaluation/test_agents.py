@@ -167,6 +167,9 @@ class PlanningModel(Engine):
             replies.append((Completion(reply, 10, 4, "eos"),))
         yield BatchOutput(tuple(range(len(requests))), tuple(replies))
 
+    def settings(self) -> dict[str, object]:
+        return {"planning": True}
+
 
 def test_plan_and_reflect_runs_every_subproblem_of_every_problem_in_one_call() -> None:
     problems = load_problems("synthetic", count=5)

@@ -50,6 +50,9 @@ class ScriptedModel(Engine):
         outputs = tuple((Completion(self._reply(r), 10, 5, "eos"),) for r in requests)
         yield BatchOutput(tuple(range(len(requests))), outputs)
 
+    def settings(self) -> dict[str, object]:
+        return {"scripted": True}
+
 
 @pytest.mark.parametrize("name", ["python_tools", "solver_checker_with_tools"])
 def test_bad_snippets_end_as_data_and_the_run_goes_on(name: str) -> None:

@@ -206,7 +206,7 @@ def measure(spec: dict[str, Any], progress: Path) -> TrialResult:
             engine.forget_cached_prompts()  # the timed run repeats the warm-up's prompts
             engine.stats.num_oom_splits = 0
             metrics = _timed_run(engine, workload, progress)
-            resolved = engine.settings() if hasattr(engine, "settings") else {}
+            resolved = engine.settings()
     except _DoesNotFit as error:  # the configured batch size does not fit in memory
         return TrialResult(status="oom", num_oom_splits=error.splits, message=str(error))
     except (EngineOutOfMemoryError, torch.OutOfMemoryError, MemoryError) as error:
