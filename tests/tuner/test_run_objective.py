@@ -75,6 +75,25 @@ def test_the_winner_changes_where_the_lines_cross(tmp_path: Path) -> None:
     assert count_ranges(lines[2:]) == [(1, None, lines[2])]  # one line: one range
 
 
+def test_rows_carry_the_startup_and_the_budget_reads_them(tmp_path: Path) -> None:
+    # The wall lines, the budget's costs and tables all read the typed row, not attributes.
+    from tuner.measurement.benchmark import TrialResult
+    from tuner.search.budget import costs_of
+
+    study = study_in(tmp_path)
+    add_trials(study, samples=3)
+    rows = sorted(trial_rows(study), key=lambda row: row.number)
+    assert [(r.load_s, r.warmup_s, r.samples_per_problem) for r in rows] == [
+        (load, warmup, 3) for _, _, load, warmup in TRIALS
+    ]
+    assert [r.startup_s for r in rows] == [2.0, 20.0, 30.0]
+    assert [r.run_problems_per_s for r in rows] == [2.0, 10.0, 5.0]
+    assert [line.problems_per_s for line in wall_lines(study)] == [2.0, 10.0, 5.0]
+    costs = costs_of(study, TrialResult(status="error"))  # a reference that did not run
+    assert [(c.batch_size, c.startup_s, c.problems_per_s) for c in costs] == [
+        (2, 2.0, 6.0), (8, 20.0, 30.0), (16, 30.0, 15.0)]  # fmt: skip
+
+
 def test_crossings_below_one_problem_leave_one_range() -> None:
     fast = WallLine(trial_number=0, load_s=1.0, warmup_s=0.0, problems_per_s=10.0)
     slow = WallLine(trial_number=1, load_s=2.0, warmup_s=0.0, problems_per_s=5.0)

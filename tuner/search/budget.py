@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from engines.errors import ConfigError
-from tuner.search.trials import is_feasible
+from tuner.search.trials import TrialRow, is_feasible
 
 if TYPE_CHECKING:
     import optuna
@@ -140,13 +140,11 @@ def estimate_s(costs: Iterable[Cost], backend: str, batch_size: int, num_problem
 def costs_of(study: optuna.Study, reference: TrialResult) -> list[Cost]:
     """The cost of every trial of ``study`` that finished its run, and of the reference."""
     costs = [_cost("transformers", 1, reference)] if reference.is_ok else []
-    for trial in study.get_trials(deepcopy=False):
-        attrs = trial.user_attrs
-        if attrs.get("status") == "ok" and attrs.get("problems_per_s") and "load_s" in attrs:
-            startup = attrs["load_s"] + (attrs.get("warmup_s") or 0.0)
-            size, rate = attrs.get("batch_size") or 1, attrs["problems_per_s"]
-            costs.append(Cost(backend=attrs["backend"], batch_size=size, startup_s=startup,
-                              problems_per_s=rate))  # fmt: skip
+    for row in map(TrialRow.from_trial, study.get_trials(deepcopy=False)):
+        if row.status == "ok" and row.problems_per_s and row.startup_s is not None:
+            cost = Cost(backend=row.backend, batch_size=row.batch_size or 1,
+                        startup_s=row.startup_s, problems_per_s=row.problems_per_s)  # fmt: skip
+            costs.append(cost)
     return costs
 
 
@@ -203,7 +201,7 @@ def progress_of(
         remaining_s=budget.remaining_s(),
         running=running,
         best_number=None if best is None else best.number,
-        best_problems_per_s=None if best is None else best.user_attrs.get("problems_per_s"),
+        best_problems_per_s=None if best is None else TrialRow.from_trial(best).problems_per_s,
     )
 
 

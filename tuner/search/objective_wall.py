@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tuner.search.trials import is_feasible
+from tuner.search.trials import TrialRow
 
 if TYPE_CHECKING:
     import optuna
@@ -91,14 +91,13 @@ def record_wall(trial: optuna.Trial, result: TrialResult, run: RunShape) -> floa
 def wall_lines(study: optuna.Study) -> list[WallLine]:
     """The line of every feasible trial that recorded its startup (duplicates once)."""
     lines = []
-    for trial in study.get_trials(deepcopy=False):
-        attrs = trial.user_attrs
-        if not is_feasible(trial) or "load_s" not in attrs or attrs.get("duplicate_of") is not None:
+    for row in map(TrialRow.from_trial, study.get_trials(deepcopy=False)):
+        if not row.is_feasible or row.load_s is None or row.duplicate_of is not None:
             continue
-        per_problem = (attrs.get("problems_per_s") or 0.0) / attrs.get("samples_per_problem", 1)
-        if per_problem > 0:
-            line = WallLine(trial_number=trial.number, load_s=attrs["load_s"],
-                            warmup_s=attrs["warmup_s"], problems_per_s=per_problem)  # fmt: skip
+        if row.run_problems_per_s > 0:
+            line = WallLine(trial_number=row.number, load_s=row.load_s,
+                            warmup_s=row.warmup_s or 0.0,
+                            problems_per_s=row.run_problems_per_s)  # fmt: skip
             lines.append(line)
     return lines
 

@@ -11,6 +11,8 @@ import warnings
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.search.trials import TrialRow
+
 
 class SlowerThanBestPruner(optuna.pruners.BasePruner):
     """Prune a trial whose running throughput is below ``ratio`` x the best final one.
@@ -29,7 +31,7 @@ class SlowerThanBestPruner(optuna.pruners.BasePruner):
             return False
         # problems/s, not the objective: the study minimises wall time (objective_wall)
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        speeds = [t.user_attrs.get("problems_per_s") for t in completed]
+        speeds = [TrialRow.from_trial(t).problems_per_s for t in completed]
         best = max((v for v in speeds if v), default=None)
         return best is not None and trial.intermediate_values[step] < self.ratio * best
 

@@ -52,6 +52,24 @@ class TrialRow:
     accuracy_delta: float | None = None
     p_value: float | None = None
     duplicate_of: int | None = None
+    # what the run's wall time is predicted from (tuner.search.objective_wall); None for a
+    # trial that did not finish its run, or was recorded before the objective existed
+    load_s: float | None = None
+    warmup_s: float | None = None
+    samples_per_problem: int = 1
+    for_count: int | None = None
+    predicted_wall_s: float | None = None
+
+    @property
+    def startup_s(self) -> float | None:
+        """Load plus warm-up: what the run pays before its first problem."""
+        return None if self.load_s is None else self.load_s + (self.warmup_s or 0.0)
+
+    @property
+    def run_problems_per_s(self) -> float:
+        """Problems of the intended run per second: a mode drawing k samples of each
+        measured k requests per problem."""
+        return self.problems_per_s / self.samples_per_problem
 
     @classmethod
     def from_trial(cls, trial: FrozenTrial) -> TrialRow:
@@ -71,6 +89,11 @@ class TrialRow:
             peak_memory_bytes=attrs.get("peak_memory_bytes"),
             **{name: attrs.get(name) for name in PARITY_ATTRS},
             duplicate_of=attrs.get("duplicate_of"),
+            load_s=attrs.get("load_s"),
+            warmup_s=attrs.get("warmup_s"),
+            samples_per_problem=attrs.get("samples_per_problem") or 1,
+            for_count=attrs.get("for_count"),
+            predicted_wall_s=attrs.get("predicted_wall_s"),
         )
 
 
