@@ -177,15 +177,14 @@ def request_from_args(args: argparse.Namespace) -> EvalRequest:
 def _profile_settings(spec: str | None, model: str | None) -> ProfileSettings | None:
     if not spec:
         return None
-    from commands.profile_choice import profile_settings
-    from tuner.profiles import resolve_profile
+    from tuner.profiles import eval_settings, resolve_profile
 
     resolved = resolve_profile(spec, model)
     for warning in resolved.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if resolved.profile is None:  # --profile none
         return None
-    return profile_settings(resolved.profile, resolved.path)
+    return eval_settings(resolved.profile, resolved.path)
 
 
 def auto_batch_size(request: EvalRequest) -> EvalRequest:

@@ -1,52 +1,20 @@
-"""A profile as ``eval`` applies it, and ``--batch-size auto``.
+"""``--batch-size auto``: the batch of this machine's profile for the run, else the probe's.
 
-The command layer reads the profile (``tuner``) and hands evaluation plain
-values (:class:`evaluation.request.ProfileSettings`): every tuned entry, per mode
-and range of counts, as a :class:`~evaluation.request.ProfileChoice`, so the plan
-picks the one for the run once it knows its problems.  ``--batch-size auto``
-needs the probe, which lives in ``tuner``; evaluation never imports ``tuner``, so
-it is resolved here too.
+It needs the probe and the profiles, which live in ``tuner``; evaluation never imports
+``tuner``, so it is resolved here and handed down as plain values
+(:func:`tuner.profiles.eval_settings`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
 
 from engines.errors import ConfigError
-from evaluation.request import EvalRequest, ProfileChoice, ProfileSettings
-from tuner.profiles import CountRange, Profile, resolve_profile
+from evaluation.request import EvalRequest
+from tuner.profiles import eval_settings, resolve_profile
 
 PROBE_PROBLEMS = 64  # the probe's workload: enough for its p90 lengths, quick to build
-
-
-def profile_settings(
-    profile: Profile, path: Path | None, *, is_batch_only: bool = False
-) -> ProfileSettings:
-    """``profile`` as plain settings: its own entry, and every entry as a choice."""
-    choices = []
-    for mode, entry in profile.entries().items():
-        # the entry itself closes the list: it holds for a count no range covers
-        whole = CountRange(config=entry.config, metrics=entry.metrics)
-        for part in (*entry.by_count, whole):
-            choices.append(ProfileChoice(mode=mode, backend=part.config.backend,
-                                         engine=dict(part.config.settings),
-                                         batch_size=part.config.batch_size,
-                                         min_count=part.min_count,
-                                         max_count=part.max_count))  # fmt: skip
-    limits = [e.workload.get("max_batch_size") for e in profile.entries().values()]
-    return ProfileSettings(
-        path=str(path),
-        backend=profile.config.backend,
-        engine=dict(profile.config.settings),
-        hardware_id=profile.hardware_id,
-        created=profile.created,
-        prompt=profile.workload.get("prompt"),
-        choices=tuple(choices),
-        max_batch_size=next((n for n in limits if isinstance(n, int)), None),
-        is_batch_only=is_batch_only,
-    )
 
 
 def auto_batch(request: EvalRequest) -> EvalRequest:
@@ -60,7 +28,7 @@ def auto_batch(request: EvalRequest) -> EvalRequest:
     if resolved.profile is not None:
         for warning in resolved.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        settings = profile_settings(resolved.profile, resolved.path, is_batch_only=True)
+        settings = eval_settings(resolved.profile, resolved.path, is_batch_only=True)
         return dataclasses.replace(request, profile=settings, batch_size_source="profile")
     print(f"--batch-size auto: {resolved.reason}; probing the largest batch", file=sys.stderr)
     batch = _probed_batch(request)

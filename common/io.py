@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from engines.errors import InfertuneError
+from common.errors import InfertuneError
 
 # mkstemp creates 0600 files; results and profiles are meant to be read by others.
 FILE_MODE = 0o644

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from engines.errors import ConfigError
+from common.errors import ConfigError
 
 MAX_SETTINGS_BYTES = 16 << 20  # far above any real settings file, far below harm
 MAX_YAML_VALUES = 100_000  # values after expanding aliases

@@ -1,12 +1,7 @@
-"""The project's exception tree.
+"""The engines' errors, on top of the project's root (:mod:`common.errors`).
 
-Every error a user can cause or meet derives from :class:`InfertuneError`, so the
-command-line front ends map any of them to one line on stderr and exit code 2
-(bad input) without a traceback.  The messages are written to be shown as they
-are: they name what was wrong and how to fix it, on one line.
-
-Engines sit at the bottom of the dependency graph, so the root lives here and
-``evaluation`` and ``tuner`` subclass it.
+``InfertuneError`` and ``ConfigError`` are re-exported here, the name the rest of
+the code has always imported them by; ``evaluation`` and ``tuner`` subclass them.
 """
 
 from __future__ import annotations
@@ -14,15 +9,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
+from common.errors import ConfigError, InfertuneError
 
-class InfertuneError(Exception):
-    """Base of every error infertune raises on purpose."""
-
-    exit_code: int = 2
-
-
-class ConfigError(InfertuneError, ValueError):
-    """A setting or an argument is invalid; the message names the field."""
+__all__ = [
+    "BackendUnavailableError",
+    "ConfigError",
+    "EngineOutOfMemoryError",
+    "InfertuneError",
+    "ModelLoadError",
+    "is_out_of_memory",
+    "run_reporting_errors",
+]
 
 
 class BackendUnavailableError(InfertuneError):

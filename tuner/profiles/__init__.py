@@ -9,9 +9,12 @@ this run apply" (``--profile auto|PATH``)::
     path = find_profile("synthetic:small", hardware_id(fingerprint()))
     profile = load_profile(path)
     warnings = check_compatible(profile, fingerprint())   # raises ProfileError on a mismatch
+
+:func:`eval_settings` turns one into what ``evaluation.evaluate(profile=...)`` applies.
 """
 
 from common.naming import model_slug
+from tuner.profiles.eval_settings import eval_settings
 from tuner.profiles.records import (
     KIND,
     SCHEMA_VERSION,
@@ -52,6 +55,7 @@ __all__ = [
     "ResolvedProfile",
     "StudyRef",
     "check_compatible",
+    "eval_settings",
     "find_profile",
     "legacy_slug",
     "list_profiles",
