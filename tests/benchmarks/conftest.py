@@ -55,7 +55,8 @@ def run_timed(benchmark, engine, requests, *, rounds: int = 3) -> dict[str, floa
         synchronize()
         return outputs
 
-    generate()  # warm-up: first-call allocations and lazy initialisation are not timed
+    if not benchmark.disabled:  # a smoke test (--benchmark-disable) times nothing to protect
+        generate()  # warm-up: first-call allocations and lazy initialisation are not timed
     # Every round prefills its prompts, as a real run does: none are left cached.
     setup = engine.forget_cached_prompts
     outputs = benchmark.pedantic(generate, setup=setup, rounds=rounds, iterations=1)
