@@ -342,3 +342,34 @@ def test_a_journal_outside_the_profile_folder_is_stored_relative(
     path = save_profile(dataclasses.replace(_profile(here), study=study), tmp_path / "p")
     stored = json.loads(path.read_text())["study"]["storage"]
     assert stored.startswith("journal:../") and str(tmp_path) not in stored
+
+
+def test_concurrent_updates_keep_every_mode_entry(here: Hardware, tmp_path: Path) -> None:
+    # Mode tunes of a Ray sweep add their entries to one profile at once; each read-merge-
+    # write must see the other's entry. The pause after reading widens the race: without
+    # the lock both threads read "no profile" and the later write drops the other's entry.
+    import threading
+    import time
+
+    from tuner.profiles import ModeEntry, update_profile
+
+    base = _profile(here)
+    started = threading.Barrier(2)
+
+    def add(mode: str) -> None:
+        def build(existing: Profile | None) -> Profile:
+            time.sleep(0.3)
+            modes = dict(existing.modes) if existing is not None else {}
+            modes[mode] = ModeEntry(config=base.config, metrics=base.metrics)
+            return dataclasses.replace(base, modes=modes)
+
+        started.wait()
+        update_profile(base.model, base.hardware_id, build, tmp_path)
+
+    threads = [threading.Thread(target=add, args=(m,)) for m in ("majority_vote/k3", "k5")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    [path] = tmp_path.glob("*/*.json")
+    assert set(load_profile(path).modes) == {"majority_vote/k3", "k5"}

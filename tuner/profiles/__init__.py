@@ -39,6 +39,7 @@ from tuner.profiles.store import (
     profile_path,
     profiles_root,
     save_profile,
+    update_profile,
 )
 
 __all__ = [
@@ -66,4 +67,5 @@ __all__ = [
     "profiles_root",
     "resolve_profile",
     "save_profile",
+    "update_profile",
 ]

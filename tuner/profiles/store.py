@@ -12,6 +12,7 @@ folder uses)::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -131,6 +132,30 @@ def save_profile(
                 " move it away first"
             ) from None
     return write_atomic(target, text)
+
+
+def update_profile(
+    model: str,
+    hardware_id: str,
+    build: Callable[[Profile | None], Profile],
+    root: str | os.PathLike[str] | None = None,
+) -> tuple[Profile, Path]:
+    """Read this machine's profile of ``model``, build the new one from it and save it, as one
+    step: ``build`` gets the current profile (``None`` if there is none) and returns the one
+    to write.  Returns it and its path.
+
+    Tunes of different modes add their entries to one profile, and a Ray sweep runs them at
+    once: without the lock two could read the same file and the later write would drop the
+    other's entry.  An ``flock`` on a hidden lock file beside the profile makes writers take
+    turns; readers need none, since every write is atomic.
+    """
+    target = profile_path(model, hardware_id, root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f".{target.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        found = find_profile(model, hardware_id, root)
+        profile = build(load_profile(found) if found is not None else None)
+        return profile, save_profile(profile, path=target)
 
 
 def _with_storages(profile: Profile, convert: Callable[[str], str]) -> Profile:

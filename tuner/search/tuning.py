@@ -210,7 +210,7 @@ def _finish(
     max_batch_size: int | None,
     search: SearchEnd,
 ) -> TuneOutcome:
-    from tuner.profiles import save_profile
+    from tuner.profiles import update_profile
     from tuner.reports.plots import save_plots
     from tuner.reports.tune import baseline_of, build_profile
     from tuner.search.run_profile import best_row, fit_profile
@@ -221,16 +221,19 @@ def _finish(
     baseline = baseline_of(study, best)
     if best is None or baseline is None:
         return TuneOutcome(rows=rows, baseline=baseline, **search.fields(feasible=False))
-    profile = fit_profile(
-        study,
-        rows,
-        run,
-        lambda row: build_profile(row, baseline, workload, hardware, storage, study.study_name),
-        existing=_previous_profile(workload.model, hardware, root),
-        extra_workload={"max_batch_size": max_batch_size} if max_batch_size else None,
-    )
-    profile = search.record(profile, feasible=True)
-    path = save_profile(profile, root)
+
+    def beside(existing: Profile | None) -> Profile:  # this mode's entry, the others kept
+        profile = fit_profile(
+            study,
+            rows,
+            run,
+            lambda row: build_profile(row, baseline, workload, hardware, storage, study.study_name),
+            existing=existing,
+            extra_workload={"max_batch_size": max_batch_size} if max_batch_size else None,
+        )
+        return search.record(profile, feasible=True)
+
+    profile, path = update_profile(workload.model, hardware_id(hardware), beside, root)
     plots, notes = save_plots(study, list(rows), path.with_suffix(""))
     return TuneOutcome(
         rows=rows,
