@@ -7,9 +7,10 @@ test_tune_budget.py measures a batch of 16 on 32 problems for real).
 
 from __future__ import annotations
 
+from engines.vllm import DEFAULT_MAX_NUM_SEQS
 from tuner.measurement.benchmark import workload_prefix
 from tuner.measurement.workload import build_workload
-from tuner.search.space import VLLM_DEFAULT_MAX_NUM_SEQS, SearchSpace
+from tuner.search.space import SearchSpace
 from tuner.search.study import FILL_FACTOR, Objective, StudySettings
 from tuner.search.tuning import pool_size
 
@@ -27,18 +28,18 @@ def test_batch_sizes_reach_the_probe_max_and_max_num_seqs_vllms_default():
     assert max(probed.batch_sizes) == 512 and max(probed.num_seqs) == 512
     small = _space(24)  # a probe that found little room: vLLM still reaches its default
     assert small.batch_sizes == (1, 2, 4, 8, 16, 24)
-    assert max(small.num_seqs) == VLLM_DEFAULT_MAX_NUM_SEQS
+    assert max(small.num_seqs) == DEFAULT_MAX_NUM_SEQS
     unknown = _space(None)  # no probe: vLLM's default for both, not the workload's 64
-    assert max(unknown.batch_sizes) == max(unknown.num_seqs) == VLLM_DEFAULT_MAX_NUM_SEQS
+    assert max(unknown.batch_sizes) == max(unknown.num_seqs) == DEFAULT_MAX_NUM_SEQS
     [vllm] = [c for c in small.largest_batch_configs() if c.backend == "vllm"]
-    assert vllm.settings["max_num_seqs"] == VLLM_DEFAULT_MAX_NUM_SEQS
+    assert vllm.settings["max_num_seqs"] == DEFAULT_MAX_NUM_SEQS
 
 
 def test_vllm_is_seeded_at_the_probe_max_and_searched_above_it():
     # a trial measures twice its batch: 512 sequences at 256 outlast a short CPU budget
     seeds = {c.backend: c.batch_size for c in _space(24).seed_configs()}
     assert seeds == {"transformers": 24, "vllm": 16}  # the largest max_num_seqs <= 24
-    assert {c.batch_size for c in _space(None).seed_configs()} == {VLLM_DEFAULT_MAX_NUM_SEQS}
+    assert {c.batch_size for c in _space(None).seed_configs()} == {DEFAULT_MAX_NUM_SEQS}
     assert {c.batch_size for c in _space(512).seed_configs()} == {512}
 
 

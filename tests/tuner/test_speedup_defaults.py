@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from commands.main import main
+from engines.vllm import DEFAULT_MAX_NUM_SEQS
 from tests.conftest import vllm_installed
 from tuner.measurement.speedup import BASELINE, DEFAULT_NAMES, select_configs, standard_configs
-from tuner.search.space import VLLM_DEFAULT_MAX_NUM_SEQS
 
 
 def test_vllm_defaults_sets_no_knob_on_cpu_or_gpu() -> None:
@@ -23,7 +23,7 @@ def test_vllm_defaults_sets_no_knob_on_cpu_or_gpu() -> None:
     for on_gpu in (False, True):
         row = standard_configs(on_gpu=on_gpu)["vllm-defaults"]
         assert row.backend == "vllm" and row.settings == {}
-        assert row.batch_size == VLLM_DEFAULT_MAX_NUM_SEQS  # vLLM's own max_num_seqs
+        assert row.batch_size == DEFAULT_MAX_NUM_SEQS  # vLLM's own max_num_seqs
     chosen, notes = select_configs([BASELINE, "vllm-defaults"], on_gpu=False, vllm_available=False)
     assert [c.name for c in chosen] == [BASELINE]
     assert notes == ["vllm-defaults: skipped, vLLM is not installed"]

@@ -29,11 +29,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engines.errors import ConfigError
+from engines.vllm import DEFAULT_MAX_NUM_SEQS
 from tuner.answer_parity import DEFAULT_THRESHOLD
 from tuner.measurement.benchmark import TrialResult, parity_report, run_trial
 from tuner.measurement.workload import Workload
 from tuner.profiles import ProfileConfig
-from tuner.search.space import VLLM_DEFAULT_MAX_NUM_SEQS
 
 BASELINE = "baseline"
 TUNED = "tuned"
@@ -109,7 +109,7 @@ def standard_configs(*, on_gpu: bool) -> dict[str, SpeedupConfig]:
     # so a tuned profile is seen to beat doing nothing.  Nothing is needed for it to run
     # at all: the engine sizes the CPU KV cache and the trial max_model_len.
     configs["vllm-defaults"] = SpeedupConfig(
-        name="vllm-defaults", backend="vllm", settings={}, batch_size=VLLM_DEFAULT_MAX_NUM_SEQS
+        name="vllm-defaults", backend="vllm", settings={}, batch_size=DEFAULT_MAX_NUM_SEQS
     )
     return configs
 

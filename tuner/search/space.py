@@ -43,8 +43,6 @@ KNOBS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("attn_implementation", "attn_implementation", "attn_implementations"),
     ),
 }
-# vLLM's own max_num_seqs when none is set: a profile must be able to reach (and beat) it
-VLLM_DEFAULT_MAX_NUM_SEQS = DEFAULT_MAX_NUM_SEQS
 CB_PAGE_SIZE = 64
 CB_PROMPT_ALLOWANCE = 512  # tokens per row reserved for the prompt in the CB KV cache
 
@@ -109,11 +107,12 @@ class SearchSpace:
         vLLM admits no more sequences than its KV cache holds, so a larger value
         costs nothing, and the evaluation runs with it when no profile is applied.
         """
-        largest = max_batch_size or VLLM_DEFAULT_MAX_NUM_SEQS
+        # vLLM's own max_num_seqs when none is set: a profile must be able to reach (and beat) it
+        largest = max_batch_size or DEFAULT_MAX_NUM_SEQS
         return cls(
             backends=backends,
             batch_sizes=power_of_two_sizes(largest),
-            num_seqs=power_of_two_sizes(max(largest, VLLM_DEFAULT_MAX_NUM_SEQS)),
+            num_seqs=power_of_two_sizes(max(largest, DEFAULT_MAX_NUM_SEQS)),
             # bfloat16 on a CPU without native support is slow and not batch-invariant.
             dtypes=("bfloat16", "float16", "float32") if has_gpu else ("float32",),
             # CUDA graphs / torch.compile only pay off on GPU; on CPU they cost startup.
