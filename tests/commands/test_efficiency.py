@@ -66,3 +66,18 @@ def test_budget_mode_refuses_a_zero_count(capsys) -> None:
     assert main(["efficiency", "--budget", "1m", "--for-count", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--for-count must be >= 1" in err
+
+
+def test_a_grid_with_nothing_feasible_is_reported_not_raised() -> None:
+    # Every grid point failed parity (or ran out of memory): the report says so per count.
+    from tuner.search.budget_efficiency import _judge
+    from tuner.search.objective_wall import WallLine
+
+    tune = {"for_count": 50, "pick": None}
+    judged = _judge(50, {"transformers[batch_size=8]": None}, tune)
+    assert judged["grid_best"] is None and judged["fraction_of_grid_best"] is None
+    assert judged["meets_goal"] is False and "no grid configuration" in judged["note"]
+    line = WallLine(trial_number=0, load_s=1.0, warmup_s=0.0, problems_per_s=2.0)
+    judged = _judge(50, {"a": line, "b": None}, tune)  # and one that is: the tune picked none
+    assert judged["grid_best"] == {"config": "a", "wall_s": 26.0}
+    assert judged["fraction_of_grid_best"] == 0.0

@@ -214,6 +214,10 @@ def _judge(
 ) -> dict[str, Any]:
     """The tune's pick against the grid's best at ``for_count``, both on the grid's clock."""
     feasible = {key: line for key, line in grid_lines.items() if line is not None}
+    if not feasible:  # nothing to judge against: say so rather than fail the whole report
+        return {"for_count": for_count, "grid_best": None, "tuned": tune,
+                "tuned_wall_s_in_grid": None, "fraction_of_grid_best": None, "meets_goal": False,
+                "note": "no grid configuration kept the reference's answers"}  # fmt: skip
     best_key, best = min(feasible.items(), key=lambda item: item[1].wall(for_count))
     pick = tune["pick"]
     picked = feasible.get(_key(pick["backend"], pick["settings"])) if pick else None
