@@ -8,6 +8,7 @@ test_tune_budget.py measures a batch of 16 on 32 problems for real).
 from __future__ import annotations
 
 from engines.vllm import DEFAULT_MAX_NUM_SEQS
+from tests.conftest import requires_vllm
 from tuner.measurement.benchmark import workload_prefix
 from tuner.measurement.workload import build_workload
 from tuner.search.space import SearchSpace
@@ -82,3 +83,16 @@ def test_batch_1_warms_up_on_a_short_request_and_a_batch_on_a_full_one():
         _warm_up(engine, workload, "transformers", {"batch_size": 4})
         full = sum(r.target_output_tokens or r.max_new_tokens for r in workload.requests())
         assert engine.stats.num_requests == 4 and engine.stats.completion_tokens == full
+
+
+@requires_vllm
+def test_vllm_warms_up_on_a_few_requests_whatever_its_max_num_seqs():
+    # vLLM allocates its KV cache at start-up: a full batch of 256 was a third of its trial
+    from engines import load_engine
+    from tuner.measurement.trial_worker import WARMUP_REQUESTS, _warm_up
+
+    workload = build_workload(TINY, "synthetic", size=8, max_new_tokens=8, num_canary=2)
+    settings = {"max_num_seqs": 8, "enforce_eager": True, "kv_cache_memory_bytes": 64 << 20}
+    with load_engine("vllm", TINY, **settings) as engine:
+        _warm_up(engine, workload, "vllm", settings)
+        assert engine.stats.num_requests == WARMUP_REQUESTS < 8
