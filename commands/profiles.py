@@ -140,14 +140,17 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def tuned_for(profile: Profile) -> str:
-    """The run the profile's own entry minimised the wall time of (absent before schema 2)."""
-    m = profile.metrics
+def tuned_for(profile: Profile, mode: str | None = None) -> str:
+    """The run the entry of ``mode`` (default: the profile's own) minimised the wall time of
+    (absent before schema 2)."""
+    mode = mode or profile.mode
+    entry = profile.entry(mode)
+    m = entry.metrics if entry is not None else profile.metrics
     if m.predicted_wall_s is None:
         return "-"
     startup = f"{m.load_s:.3g} s load + {m.warmup_s:.3g} s warm-up"
     run = f"{m.for_count} / {m.problems_per_s:.3g} problems/s"
-    return f"{profile.mode}, {m.for_count} problems: {startup} + {run} = {m.predicted_wall_s:.4g} s"
+    return f"{mode}, {m.for_count} problems: {startup} + {run} = {m.predicted_wall_s:.4g} s"
 
 
 def entries_text(profile: Profile) -> str:

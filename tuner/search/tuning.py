@@ -52,6 +52,7 @@ class TuneOutcome:
     stop_reason: str
     budget_s: float
     budget_used_s: float
+    mode: str = "standard"  # the mode entry this study tuned (the profile may hold others)
     best: TrialRow | None = None
     profile: Profile | None = None
     path: Path | None = None
@@ -220,7 +221,8 @@ def _finish(
     best = best_row(study, rows, run)
     baseline = baseline_of(study, best)
     if best is None or baseline is None:
-        return TuneOutcome(rows=rows, baseline=baseline, **search.fields(feasible=False))
+        return TuneOutcome(rows=rows, baseline=baseline, mode=run.mode_key,
+                           **search.fields(feasible=False))  # fmt: skip
 
     def beside(existing: Profile | None) -> Profile:  # this mode's entry, the others kept
         profile = fit_profile(
@@ -238,6 +240,7 @@ def _finish(
     return TuneOutcome(
         rows=rows,
         baseline=baseline,
+        mode=run.mode_key,
         best=best,
         profile=profile,
         path=path,
