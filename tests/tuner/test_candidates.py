@@ -44,6 +44,33 @@ def test_vllm_is_seeded_at_the_probe_max_and_searched_above_it():
     assert {c.batch_size for c in _space(512).seed_configs()} == {512}
 
 
+def test_a_mode_seeds_vllm_at_k_times_the_batch_like_its_untuned_run():
+    # SmolLM2, 32 svamp problems, k=5: seeded at 32 sequences the tuned entry took 258 s,
+    # the untuned run's 5 x 32 = 160 took 194 s
+    seeds = {c.backend: c.batch_size for c in _space(32).seed_configs(samples_per_problem=5)}
+    assert seeds == {"transformers": 32, "vllm": 128}  # the largest max_num_seqs <= 160
+    capped = _space(128).seed_configs(samples_per_problem=5)
+    assert {c.backend: c.batch_size for c in capped} == {"transformers": 128, "vllm": 256}
+
+
+def test_a_trial_never_measures_past_the_run_it_tunes_for():
+    from tuner.search.objective_wall import RunShape
+
+    workload = build_workload(TINY, "synthetic", size=40, max_new_tokens=4, num_canary=3)
+    settings = StudySettings(model=TINY, trial_size=10)
+    space = _space(16)
+    vllm = next(c for c in space.grid() if c.backend == "vllm" and c.batch_size == 16)
+    # filling 16 sequences twice would be 32; the run is 4 problems x 5 samples = 20
+    short = Objective(space, workload, settings, log=print, run=RunShape(
+        for_count=4, mode_key="majority_vote/k5", samples_per_problem=5))  # fmt: skip
+    assert short.trial_workload(vllm).size == 20
+    long = Objective(space, workload, settings, log=print, run=RunShape(for_count=400))
+    assert long.trial_workload(vllm).size == 32
+    # never below the trial size asked for, even for a shorter run
+    tiny_run = Objective(space, workload, settings, log=print, run=RunShape(for_count=2))
+    assert tiny_run.trial_workload(vllm).size == 10
+
+
 def test_the_sample_is_large_enough_to_fill_the_largest_batch_twice():
     both = _space(24)
     assert pool_size("synthetic", None, 64, both, k=1) == FILL_FACTOR * 256

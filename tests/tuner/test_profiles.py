@@ -373,3 +373,20 @@ def test_concurrent_updates_keep_every_mode_entry(here: Hardware, tmp_path: Path
         thread.join()
     [path] = tmp_path.glob("*/*.json")
     assert set(load_profile(path).modes) == {"majority_vote/k3", "k5"}
+
+
+def test_a_mode_tune_is_seeded_only_with_that_modes_previous_choice(
+    here: Hardware, tmp_path: Path
+) -> None:
+    # The standard entry's batch counts other things than a k=5 vote's (vLLM: sequences),
+    # so a mode tune no longer spends its first trial on it.
+    from tuner.search.tuning import _previous_config
+
+    profile = _profile(here)
+    save_profile(profile, tmp_path)
+    assert _previous_config(profile.model, here, tmp_path, "standard") == profile.config
+    assert _previous_config(profile.model, here, tmp_path, "majority_vote/k5") is None
+    voting = dataclasses.replace(profile.config, batch_size=64)
+    entry = profiles.ModeEntry(config=voting, metrics=profile.metrics)
+    save_profile(dataclasses.replace(profile, modes={"majority_vote/k5": entry}), tmp_path)
+    assert _previous_config(profile.model, here, tmp_path, "majority_vote/k5") == voting

@@ -140,7 +140,11 @@ class Objective:
     def trial_workload(self, config: ProfileConfig) -> Workload:
         """The workload's first problems, enough to keep ``config``'s batch full."""
         least = self.settings.trial_size or self.workload.size
-        return workload_prefix(self.workload, max(least, FILL_FACTOR * (config.batch_size or 1)))
+        wanted = max(least, FILL_FACTOR * (config.batch_size or 1))
+        # Never past the run tuned for: it predicts that run no better, and filling a large
+        # batch twice (vLLM's 128 sequences for a 32-problem k=5 vote) outlasts the run.
+        run = self.run.for_count * self.run.samples_per_problem
+        return workload_prefix(self.workload, min(wanted, max(least, run)))
 
     def reference(self, study: optuna.Study, dtype: str) -> TrialResult:
         """The batch-1 reference on the canaries (:func:`tuner.search.reference.get_reference`)."""
@@ -251,7 +255,13 @@ def _same_params(trial: optuna.Trial) -> FrozenTrial | None:
     return None
 
 
-def seed_study(study: optuna.Study, space: SearchSpace, previous: ProfileConfig | None) -> None:
+def seed_study(
+    study: optuna.Study,
+    space: SearchSpace,
+    previous: ProfileConfig | None,
+    *,
+    samples_per_problem: int = 1,
+) -> None:
     """Enqueue a previous profile, then each backend's largest batch up to the probe's maximum.
 
     Throughput grows with batch size up to the memory bound (which the probe
@@ -265,7 +275,8 @@ def seed_study(study: optuna.Study, space: SearchSpace, previous: ProfileConfig 
     # vLLM first: the fastest engine wherever it was measured (SmolLM2 on the 2-core CPU: 16x
     # batch 1 with 32 sequences, transformers 10.6x at batch 32), and under a short budget the
     # first seeds may be all that run.
-    configs += sorted(space.seed_configs(), key=lambda config: config.backend != "vllm")
+    seeds = space.seed_configs(samples_per_problem=samples_per_problem)
+    configs += sorted(seeds, key=lambda config: config.backend != "vllm")
     for config in configs:
         params = space.params_of(config)
         if params is not None:  # skip_if_exists: a second worker does not enqueue it again

@@ -152,7 +152,8 @@ def run_tuning(
     default_name = f"{model_slug(model)}-{hardware_id(hardware)}-wall-{workload.key[:8]}"
     study = open_study(storage, study_name or default_name, settings)
     _check_same_workload(study, workload)
-    seed_study(study, space, _previous_config(model, hardware, root))
+    previous = _previous_config(model, hardware, root, run.mode_key)
+    seed_study(study, space, previous, samples_per_problem=run.samples_per_problem)
     objective = Objective(
         space, workload, settings, log=log, run=run, budget=budget, progress=progress
     )
@@ -279,13 +280,16 @@ def _space(
     )
 
 
-def _previous_config(model: str, hardware: Hardware, root: Path) -> ProfileConfig | None:
-    """A previous profile's configuration for this model and machine, to seed the study.
+def _previous_config(model: str, hardware: Hardware, root: Path, mode: str) -> ProfileConfig | None:
+    """The configuration a previous profile of this model and machine chose for ``mode``, to
+    seed the study (none when that mode was not tuned: another mode's batch counts other
+    things, and the seeds cover it).
 
     A corrupted file there fails now, before any trial, rather than at saving time.
     """
     previous = _previous_profile(model, hardware, root)
-    return previous.config if previous is not None else None
+    entry = previous.entry(mode) if previous is not None else None
+    return entry.config if entry is not None else None
 
 
 def _previous_profile(model: str, hardware: Hardware, root: Path) -> Profile | None:
