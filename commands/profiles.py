@@ -17,7 +17,7 @@ from commands import flags
 from commands.flags import option
 
 if TYPE_CHECKING:
-    from tuner.profiles import Profile
+    from tuner.profiles import Profile, ProfileMetrics
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,12 +140,17 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def entry_metrics(profile: Profile, mode: str | None = None) -> ProfileMetrics:
+    """The metrics of ``mode``'s entry (default, or a mode not tuned: the profile's own)."""
+    entry = profile.entry(mode or profile.mode)
+    return entry.metrics if entry is not None else profile.metrics
+
+
 def tuned_for(profile: Profile, mode: str | None = None) -> str:
     """The run the entry of ``mode`` (default: the profile's own) minimised the wall time of
     (absent before schema 2)."""
     mode = mode or profile.mode
-    entry = profile.entry(mode)
-    m = entry.metrics if entry is not None else profile.metrics
+    m = entry_metrics(profile, mode)
     if m.predicted_wall_s is None:
         return "-"
     startup = f"{m.load_s:.3g} s load + {m.warmup_s:.3g} s warm-up"

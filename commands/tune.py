@@ -225,15 +225,15 @@ def _render(outcome: TuneOutcome) -> int:
             " or check the messages above"
         )
         return 1
+    from commands.profiles import entries_text, entry_metrics, tuned_for
+
     # A mode tune writes its entry beside the others: report that entry, not the profile's
     # own (the standard one, from an earlier tune), which this study did not measure.
-    entry = profile.entry(outcome.mode)
-    speedup = (entry.metrics if entry is not None else profile.metrics).speedup
+    speedup = entry_metrics(profile, outcome.mode).speedup
     out.print(
         f"best: trial {best.number} ({best.backend}, batch {best.batch_size}),"
         f" {best.problems_per_s:.3g} problems/s, {speedup:.2f}x the batch-1 reference"
     )
-    from commands.profiles import entries_text, tuned_for
 
     tuned = tuned_for(profile, outcome.mode)
     out.print(f"tuned for: {tuned}; entries: {entries_text(profile)}", markup=False)

@@ -57,8 +57,6 @@ class TrialRow:
     load_s: float | None = None
     warmup_s: float | None = None
     samples_per_problem: int = 1
-    for_count: int | None = None
-    predicted_wall_s: float | None = None
 
     @property
     def startup_s(self) -> float | None:
@@ -92,8 +90,6 @@ class TrialRow:
             load_s=attrs.get("load_s"),
             warmup_s=attrs.get("warmup_s"),
             samples_per_problem=attrs.get("samples_per_problem") or 1,
-            for_count=attrs.get("for_count"),
-            predicted_wall_s=attrs.get("predicted_wall_s"),
         )
 
 

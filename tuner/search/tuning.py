@@ -287,11 +287,6 @@ def _previous_config(model: str, hardware: Hardware, root: Path, mode: str) -> P
 
     A corrupted file there fails now, before any trial, rather than at saving time.
     """
-    previous = _previous_profile(model, hardware, root)
-    entry = previous.entry(mode) if previous is not None else None
-    return entry.config if entry is not None else None
-
-
-def _previous_profile(model: str, hardware: Hardware, root: Path) -> Profile | None:
     path = find_profile(model, hardware_id(hardware), root)
-    return load_profile(path) if path is not None else None
+    entry = load_profile(path).entry(mode) if path is not None else None
+    return entry.config if entry is not None else None
