@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,20 +36,3 @@ def test_bad_request_fails_before_anything_is_written(tmp_path: Path) -> None:
             model="synthetic:tiny", dataset="synthetic", backend="tensorrt", results_dir=tmp_path
         )
     assert not list(tmp_path.iterdir())
-
-
-def test_importing_evaluation_loads_neither_the_tuner_nor_the_commands() -> None:
-    import subprocess
-
-    code = (
-        "import evaluation.eval, evaluation.plan, sys; "
-        "print([m for m in sys.modules if m.split('.')[0] in ('tuner', 'commands')])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -52,53 +50,3 @@ def test_tune_budget_is_a_duration_like_the_command_s() -> None:
 
     with pytest.raises(ConfigError, match="budget '4 trials': want a duration"):
         tuner.tune(model="synthetic:tiny", dataset="synthetic", budget="4 trials")
-
-
-def test_engines_import_neither_evaluation_nor_tuner() -> None:
-    code = (
-        "import engines, engines.registry, engines.base, sys; "
-        "print([m for m in sys.modules if m.split('.')[0] in "
-        "('evaluation', 'tuner', 'commands')])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]
-
-
-def test_the_libraries_never_import_the_command_layer() -> None:
-    # commands/ sits on top: it imports tuner and evaluation, never the reverse
-    code = (
-        "import tuner, tuner.api, tuner.profiles, tuner.sweep.runner, evaluation.eval, sys; "
-        "print([m for m in sys.modules if m.split('.')[0] == 'commands'])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]
-
-
-def test_common_imports_none_of_the_packages() -> None:
-    # every package may use common, so common may use none of them (not even engines.errors)
-    modules = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "common").glob("*.py"))
-    code = (
-        f"import sys; [__import__('common.' + m) for m in {modules!r}]; "
-        "print([m for m in sys.modules if m.split('.')[0] in "
-        "('engines', 'evaluation', 'tuner', 'commands')])"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]
